@@ -1,0 +1,96 @@
+/* Unit tests for the option-value parsers: durations, signals, HOST:PORT, booleans. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+
+#include "pgentry/parse.h"
+
+Test(parse, durations_good, .timeout = 5)
+{
+    static const struct {
+        const char *in;
+        int64_t ms;
+    } cases[] = {
+        {"250ms", 250},         {"10s", 10000}, {"2m", 120000},
+        {"1h", 3600000},        {"5", 5000},    {"0", 0},
+        {"1.5s", 1500},         {"0.25", 250},  {"1m30s", 90000},
+        {"1h2m3s4ms", 3723004}, {"0ms", 0},     {"1.0005s", 1001},
+        {"90m", 5400000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t ms = -1;
+        cr_assert_eq(pge_parse_duration(cases[i].in, &ms), 0, "%s", cases[i].in);
+        cr_assert_eq(ms, cases[i].ms, "%s -> %lld", cases[i].in, (long long)ms);
+    }
+}
+
+Test(parse, durations_bad, .timeout = 5)
+{
+    static const char *const bad[] = {"",     "s",      "ms", "-1s", "+1s", "1x",
+                                      "10 s", "1.5.5s", "1d", "abc", "1s2", "99999999999h",
+                                      ".",    "1e3",    " 5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 42;
+        cr_assert_eq(pge_parse_duration(bad[i], &ms), -1, "\"%s\" accepted", bad[i]);
+        cr_assert_eq(ms, 42, "output written on failure for \"%s\"", bad[i]);
+    }
+}
+
+Test(parse, signals, .timeout = 5)
+{
+    int s = 0;
+    cr_assert_eq(pge_parse_signal("TERM", 0, &s), 0);
+    cr_assert_eq(s, SIGTERM);
+    cr_assert_eq(pge_parse_signal("sigquit", 0, &s), 0);
+    cr_assert_eq(s, SIGQUIT);
+    cr_assert_eq(pge_parse_signal("usr1", 0, &s), 0);
+    cr_assert_eq(s, SIGUSR1);
+    cr_assert_eq(pge_parse_signal("9", 0, &s), 0);
+    cr_assert_eq(s, 9);
+    cr_assert_eq(pge_parse_signal("RTMIN+2", 0, &s), 0);
+    cr_assert_eq(s, SIGRTMIN + 2);
+    cr_assert_eq(pge_parse_signal("0", 1, &s), 0);
+    cr_assert_eq(s, 0);
+    cr_assert_eq(pge_parse_signal("0", 0, &s), -1);
+    cr_assert_eq(pge_parse_signal("NOPE", 0, &s), -1);
+    cr_assert_eq(pge_parse_signal("", 0, &s), -1);
+    cr_assert_eq(pge_parse_signal("999", 0, &s), -1);
+    cr_assert_eq(pge_parse_signal("RTMIN+99", 0, &s), -1);
+    cr_assert_str_eq(pge_parse_signal_name(SIGTERM), "TERM");
+    cr_assert_str_eq(pge_parse_signal_name(SIGWINCH), "WINCH");
+    cr_assert_null(pge_parse_signal_name(0));
+}
+
+Test(parse, hostport, .timeout = 5)
+{
+    char host[64];
+    int port = 0;
+    cr_assert_eq(pge_parse_hostport("redis:6379", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "redis");
+    cr_assert_eq(port, 6379);
+    cr_assert_eq(pge_parse_hostport("[::1]:8081", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 8081);
+    cr_assert_eq(pge_parse_hostport(":80", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "");
+    static const char *const bad[] = {"redis",   "redis:",  "redis:0", "redis:65536",
+                                      "::1:80",  "[::1]80", "[]:80",   "a b:1",
+                                      "[::1:80", "h:-1",    "h:1x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(pge_parse_hostport(bad[i], host, sizeof host, &port), -1, "%s", bad[i]);
+    cr_assert_eq(pge_parse_hostport("averyveryverylonghostname:1", host, 8, &port), -1);
+}
+
+Test(parse, bools, .timeout = 5)
+{
+    int b = -1;
+    cr_assert_eq(pge_parse_bool("1", &b), 0);
+    cr_assert_eq(b, 1);
+    cr_assert_eq(pge_parse_bool("TRUE", &b), 0);
+    cr_assert_eq(b, 1);
+    cr_assert_eq(pge_parse_bool("off", &b), 0);
+    cr_assert_eq(b, 0);
+    cr_assert_eq(pge_parse_bool("", &b), 0);
+    cr_assert_eq(b, 0);
+    cr_assert_eq(pge_parse_bool("maybe", &b), -1);
+}

@@ -1,36 +1,84 @@
-/* pgentry: parse the configuration, then run the chosen command. Wiring only. */
+/* pgentry: parse the configuration, run the chosen command, map its outcome to an exit code. */
+#include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "pgentry/config.h"
 #include "pgentry/log.h"
+#include "pgentry/outcome.h"
+#include "pgentry/run.h"
 
 extern char **environ;
+
+/* The one table from outcomes to the exit codes of CONTRACT.md. */
+static int exit_code(struct pge_outcome out)
+{
+    switch (out.kind) {
+    case PGE_OUT_OK:
+        return 0;
+    case PGE_OUT_USAGE:
+        return 64;
+    case PGE_OUT_MIGRATION_FAILED:
+        return 65;
+    case PGE_OUT_NOT_READY:
+        return 69;
+    case PGE_OUT_INTERNAL:
+        return 70;
+    case PGE_OUT_LOCK_TIMEOUT:
+        return 75;
+    case PGE_OUT_REFUSED:
+        return 77;
+    case PGE_OUT_CONFIG:
+        return 78;
+    case PGE_OUT_CANNOT_EXEC:
+        return 126;
+    case PGE_OUT_NOT_FOUND:
+        return 127;
+    case PGE_OUT_CHILD_EXIT:
+        return out.value & 0xff;
+    case PGE_OUT_CHILD_SIGNAL:
+    case PGE_OUT_STOPPED:
+        return 128 + out.value;
+    case PGE_OUT_UNHEALTHY:
+        return 1;
+    }
+    return 70;
+}
 
 int main(int argc, char **argv)
 {
     struct pge_config cfg;
-    char err[512];
-    enum pge_config_result r = pge_config_parse(&cfg, argc, argv, environ, err, sizeof err);
-    int code = 0;
+    struct pge_outcome out = PGE_OUTCOME(PGE_OUT_OK, 0);
+    sigset_t orig_mask;
+    char err[1024];
 
+    sigprocmask(SIG_SETMASK, NULL, &orig_mask);
+    enum pge_config_result r = pge_config_parse(&cfg, argc, argv, environ, err, sizeof err);
     if (r != PGE_CONFIG_OK) {
         fprintf(stderr, "pgentry: %s\n", err);
-        code = r == PGE_CONFIG_USAGE ? 64 : 78;
-        goto out;
-    }
-    if (cfg.cmd == PGE_CMD_HELP) {
-        fputs(pge_config_help(), stdout);
-        goto out;
-    }
-    if (cfg.cmd == PGE_CMD_VERSION) {
-        printf("pgentry %s\n", PGENTRY_VERSION);
-        goto out;
+        out = PGE_OUTCOME(r == PGE_CONFIG_USAGE ? PGE_OUT_USAGE : PGE_OUT_CONFIG, 0);
+        goto done;
     }
     pge_log_setup(cfg.log_level, cfg.log_format);
-    pge_error("not yet implemented", PGE_STR("command", pge_config_cmd_name(cfg.cmd)));
-    code = 70;
-out:
+    switch (cfg.cmd) {
+    case PGE_CMD_HELP:
+        fputs(pge_config_help(), stdout);
+        break;
+    case PGE_CMD_VERSION:
+        printf("pgentry %s\n", PGENTRY_VERSION);
+        break;
+    default:
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            pge_error("could not initialise libcurl");
+            out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+            break;
+        }
+        out = pge_run(&cfg, environ, &orig_mask);
+        curl_global_cleanup();
+        break;
+    }
+done:
     pge_config_free(&cfg);
-    return code;
+    return exit_code(out);
 }

@@ -1,0 +1,36 @@
+/* The database connection settings: parsed once, hosts listed for our own async DNS. */
+#ifndef PGENTRY_DBPARAMS_H
+#define PGENTRY_DBPARAMS_H
+
+#include <stddef.h>
+
+#define PGE_DBPARAMS_MAX_HOSTS 8
+
+struct pge_dbhost {
+    char *host;     /* as given: a name, an IP literal, or a socket directory ("/run/...") */
+    char *port;     /* "5432" when not given */
+    char *hostaddr; /* given explicitly by the user, or NULL */
+    int is_socket;  /* a Unix-domain socket directory: nothing to resolve */
+};
+
+/* Plain data owned by the caller; release with pge_dbparams_free(). */
+struct pge_dbparams {
+    char **keywords; /* every explicitly set option except host/hostaddr/port, NULL-terminated */
+    char **values;
+    size_t n;
+    struct pge_dbhost hosts[PGE_DBPARAMS_MAX_HOSTS];
+    size_t nhosts;
+    int uses_service; /* a service file may say where the server is: resolved by libpq */
+    char *display;    /* redacted, for logs: "postgres://app:***@db:5432/app" */
+};
+
+/* Parse url (a postgres:// URI or key=value conninfo; NULL or "" means "libpq's PG*
+ * variables only") together with envp's PGHOST/PGPORT/PGHOSTADDR/PGSERVICE. Registers any
+ * password with the logger's secret scrubber before anything can print it. Returns 0, or -1
+ * with a one-line message in err (malformed URL: the caller exits 78). Always free out. */
+int pge_dbparams_parse(struct pge_dbparams *out, const char *url, char **envp, char *err,
+                       size_t errsize);
+
+void pge_dbparams_free(struct pge_dbparams *p);
+
+#endif

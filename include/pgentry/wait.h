@@ -1,0 +1,54 @@
+/* Wait for every dependency at once (PostgreSQL, TCP, HTTP) with backoff and one deadline. */
+#ifndef PGENTRY_WAIT_H
+#define PGENTRY_WAIT_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "pgentry/curlev.h"
+#include "pgentry/dbparams.h"
+#include "pgentry/offload.h"
+#include "pgentry/state.h"
+
+struct pge_wait;
+
+enum pge_wait_result {
+    PGE_WAIT_READY = 0, /* every dependency answered */
+    PGE_WAIT_TIMEOUT,   /* the deadline passed first (exit 69) */
+    PGE_WAIT_REFUSED,   /* PostgreSQL refused us for good (exit 77) */
+    PGE_WAIT_CONFIG,    /* a dependency cannot work as configured (exit 78) */
+    PGE_WAIT_INTERNAL,  /* out of memory, no threads (exit 70) */
+};
+
+struct pge_wait_opts {
+    int64_t wait_timeout_ms; /* 0: never give up */
+    int64_t connect_timeout_ms;
+    int64_t backoff_initial_ms;
+    int64_t backoff_max_ms;
+    uint64_t seed; /* jitter */
+};
+
+/* Called once. On READY, conn is the PostgreSQL connection that proved the server ready (the
+ * callee owns it), or NULL when no database was waited for. May free the waiter. */
+typedef void (*pge_wait_cb)(void *arg, enum pge_wait_result result, PGconn *conn);
+
+/* A waiter on loop. state (optional) receives attempts and errors for the health endpoint.
+ * off, curl, state and the dbparams given later must outlive it. NULL when out of memory. */
+struct pge_wait *pge_wait_new(struct ev_loop *loop, struct pge_offload *off,
+                              struct pge_curlev *curl, struct pge_state *state,
+                              const struct pge_wait_opts *opts, pge_wait_cb cb, void *arg);
+
+/* Add dependencies before pge_wait_start(). Return 0, or -1 (bad HOST:PORT, out of memory). */
+int pge_wait_add_postgres(struct pge_wait *w, const struct pge_dbparams *params);
+int pge_wait_add_tcp(struct pge_wait *w, const char *hostport);
+int pge_wait_add_http(struct pge_wait *w, const char *url);
+
+/* Begin: every dependency gets its first attempt at once. With none, reports READY from the
+ * loop. */
+void pge_wait_start(struct pge_wait *w);
+
+/* Abandon (a stop signal) or release. No callback afterwards. NULL-safe. */
+void pge_wait_free(struct pge_wait *w);
+
+#endif

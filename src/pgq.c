@@ -1,0 +1,155 @@
+/* Run one query at a time on a non-blocking PGconn, driven by libev; never blocks the loop. */
+#include "pgentry/pgq.h"
+
+#include <stdlib.h>
+
+struct pge_pgq {
+    struct ev_loop *loop;
+    PGconn *conn;
+    ev_io io;
+    int busy;
+    PGresult *keep;
+    pge_pgq_cb cb;
+    void *arg;
+};
+
+static void finish(struct pge_pgq *q, PGresult *res)
+{
+    pge_pgq_cb cb = q->cb;
+    void *arg = q->arg;
+    ev_io_stop(q->loop, &q->io);
+    q->busy = 0;
+    q->keep = NULL;
+    q->cb = NULL;
+    /* Last statement: the callback may free q. */
+    cb(arg, res);
+}
+
+static void watch(struct pge_pgq *q, int events)
+{
+    int fd = PQsocket(q->conn);
+    if (ev_is_active(&q->io) && q->io.fd == fd && (q->io.events & (EV_READ | EV_WRITE)) == events)
+        return;
+    ev_io_stop(q->loop, &q->io);
+    ev_io_set(&q->io, fd, events);
+    ev_io_start(q->loop, &q->io);
+}
+
+/* Collect every result that is complete; finish when libpq says the query is done. */
+static void drain(struct pge_pgq *q)
+{
+    while (!PQisBusy(q->conn)) {
+        PGresult *r = PQgetResult(q->conn);
+        if (!r) {
+            finish(q, q->keep);
+            return;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            /* COPY from a migration has no data source here: end it as an error. */
+            PQclear(r);
+            if (st == PGRES_COPY_IN)
+                PQputCopyEnd(q->conn, "COPY FROM STDIN is not supported in migrations");
+            continue;
+        }
+        int keep_is_error = q->keep && (PQresultStatus(q->keep) == PGRES_FATAL_ERROR);
+        if (keep_is_error) {
+            PQclear(r);
+        } else {
+            PQclear(q->keep);
+            q->keep = r;
+        }
+    }
+    watch(q, EV_READ);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pge_pgq *q = w->data;
+    (void)loop;
+    if (revents & EV_WRITE) {
+        int f = PQflush(q->conn);
+        if (f < 0) {
+            PQclear(q->keep);
+            q->keep = NULL;
+            finish(q, NULL);
+            return;
+        }
+        if (f == 1) {
+            watch(q, EV_READ | EV_WRITE);
+            if (!(revents & EV_READ))
+                return;
+        }
+    }
+    if (revents & EV_READ) {
+        if (!PQconsumeInput(q->conn)) {
+            PQclear(q->keep);
+            q->keep = NULL;
+            finish(q, NULL);
+            return;
+        }
+        /* Still flushing: keep write interest until libpq has sent everything. */
+        if (PQflush(q->conn) == 1) {
+            watch(q, EV_READ | EV_WRITE);
+            return;
+        }
+    }
+    drain(q);
+}
+
+struct pge_pgq *pge_pgq_new(struct ev_loop *loop, PGconn *conn)
+{
+    struct pge_pgq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->loop = loop;
+    q->conn = conn;
+    ev_io_init(&q->io, on_io, PQsocket(conn), EV_READ);
+    q->io.data = q;
+    PQsetnonblocking(conn, 1);
+    return q;
+}
+
+int pge_pgq_send(struct pge_pgq *q, const char *sql, int nparams, const char *const *params,
+                 pge_pgq_cb cb, void *arg)
+{
+    int ok;
+    if (q->busy || PQstatus(q->conn) != CONNECTION_OK)
+        return -1;
+    if (nparams < 0)
+        ok = PQsendQuery(q->conn, sql);
+    else
+        ok = PQsendQueryParams(q->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!ok)
+        return -1;
+    q->busy = 1;
+    q->cb = cb;
+    q->arg = arg;
+    q->keep = NULL;
+    int f = PQflush(q->conn);
+    if (f < 0) {
+        q->busy = 0;
+        return -1;
+    }
+    watch(q, f == 1 ? EV_READ | EV_WRITE : EV_READ);
+    return 0;
+}
+
+int pge_pgq_busy(const struct pge_pgq *q)
+{
+    return q->busy;
+}
+
+PGconn *pge_pgq_conn(const struct pge_pgq *q)
+{
+    return q->conn;
+}
+
+void pge_pgq_free(struct pge_pgq *q)
+{
+    if (!q)
+        return;
+    ev_io_stop(q->loop, &q->io);
+    PQclear(q->keep);
+    free(q);
+}

@@ -1,0 +1,336 @@
+/* One pgentry run on the event loop: wait → migrate → supervise, with signals throughout. */
+#include "pgentry/run.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgentry/curlev.h"
+#include "pgentry/dbparams.h"
+#include "pgentry/log.h"
+#include "pgentry/offload.h"
+#include "pgentry/parse.h"
+#include "pgentry/state.h"
+#include "pgentry/super.h"
+#include "pgentry/wait.h"
+
+#define MAX_SIGNALS 64
+
+struct run {
+    struct ev_loop *loop;
+    const struct pge_config *cfg;
+    char **envp;
+    const sigset_t *orig_mask;
+    struct pge_state state;
+    struct pge_offload *off;
+    struct pge_curlev *curl;
+    struct pge_dbparams db;
+    int have_db;
+    struct pge_wait *wait;
+    struct pge_super *super;
+    PGconn *conn;
+    ev_signal sigs[MAX_SIGNALS];
+    size_t nsigs;
+    struct pge_outcome outcome;
+    int finished;
+    int exec_after; /* --exec: replace the process once the loop has ended */
+};
+
+static int is_stop_signal(int signo)
+{
+    return signo == SIGTERM || signo == SIGINT || signo == SIGQUIT;
+}
+
+static void finish(struct run *r, struct pge_outcome out)
+{
+    if (r->finished)
+        return;
+    r->finished = 1;
+    r->outcome = out;
+    if (out.kind != PGE_OUT_OK && out.kind != PGE_OUT_CHILD_EXIT &&
+        out.kind != PGE_OUT_CHILD_SIGNAL)
+        r->state.phase = PGE_PHASE_FAILED;
+    ev_break(r->loop, EVBREAK_ALL);
+}
+
+static void on_super(void *arg, struct pge_outcome out)
+{
+    finish(arg, out);
+}
+
+static void start_command(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    struct pge_outcome out;
+    char err[512];
+
+    if (r->conn) {
+        /* The idle supervisor holds no database connection. */
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    if (cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0) {
+        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
+    if (cfg->exec) {
+        r->exec_after = 1;
+        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
+    struct pge_super_opts so = {
+        .argv = cfg->command,
+        .user = cfg->user,
+        .signal_group = cfg->signal_group,
+        .rewrite = cfg->rewrite,
+        .nrewrite = cfg->nrewrite,
+        .stop_timeout_ms = cfg->stop_timeout_ms,
+        .state = &r->state,
+        .orig_mask = r->orig_mask,
+    };
+    r->state.phase = PGE_PHASE_STARTING;
+    r->super = pge_super_new(r->loop, &so, on_super, r);
+    if (!r->super) {
+        pge_error("out of memory starting the command");
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    if (pge_super_start(r->super, &out, err, sizeof err) < 0) {
+        pge_error(err);
+        finish(r, out);
+    }
+}
+
+static void start_migrations(struct run *r)
+{
+    /* Migrations plug in here; until then the schema is left as it is. */
+    start_command(r);
+}
+
+static void on_wait(void *arg, enum pge_wait_result result, PGconn *conn)
+{
+    struct run *r = arg;
+    pge_wait_free(r->wait);
+    r->wait = NULL;
+    switch (result) {
+    case PGE_WAIT_READY:
+        r->conn = conn;
+        if (r->cfg->cmd == PGE_CMD_WAIT) {
+            finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+            return;
+        }
+        start_migrations(r);
+        return;
+    case PGE_WAIT_TIMEOUT:
+        finish(r, PGE_OUTCOME(PGE_OUT_NOT_READY, 0));
+        return;
+    case PGE_WAIT_REFUSED:
+        finish(r, PGE_OUTCOME(PGE_OUT_REFUSED, 0));
+        return;
+    case PGE_WAIT_CONFIG:
+        finish(r, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
+        return;
+    case PGE_WAIT_INTERNAL:
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct run *r = w->data;
+    int signo = w->signum;
+    (void)loop;
+    (void)revents;
+    if (is_stop_signal(signo)) {
+        r->state.stopping = 1;
+        if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
+            r->state.phase = PGE_PHASE_STOPPING;
+    }
+    if (r->super && pge_super_pid(r->super) > 0) {
+        pge_super_signal(r->super, signo);
+        return;
+    }
+    if (is_stop_signal(signo)) {
+        pge_info("stop signal before the command started: exiting",
+                 PGE_STR("signal", pge_parse_signal_name(signo)),
+                 PGE_STR("phase", pge_state_phase_name(r->state.phase)));
+        finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, signo));
+        return;
+    }
+    pge_debug("signal ignored: no command running",
+              PGE_STR("signal", pge_parse_signal_name(signo)));
+}
+
+/* Watch every signal a supervisor forwards. Synchronous faults stay fatal to us, KILL/STOP
+ * cannot be caught, CHLD belongs to libev's reaper and PIPE is ignored (our own writes). */
+static void watch_signals(struct run *r)
+{
+    static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
+                               SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
+    signal(SIGPIPE, SIG_IGN);
+    for (int s = 1; s < NSIG && r->nsigs < MAX_SIGNALS; s++) {
+        int skipped = 0;
+        for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+            skipped |= skip[i] == s;
+        /* 32 and 33 belong to the C library's threads. */
+        if (skipped || (s > 31 && s < SIGRTMIN))
+            continue;
+        ev_signal *w = &r->sigs[r->nsigs++];
+        ev_signal_init(w, on_signal, s);
+        w->data = r;
+        ev_signal_start(r->loop, w);
+        /* Signal watchers must not keep the loop alive on their own. */
+        ev_unref(r->loop);
+    }
+}
+
+static void unwatch_signals(struct run *r)
+{
+    for (size_t i = 0; i < r->nsigs; i++) {
+        ev_ref(r->loop);
+        ev_signal_stop(r->loop, &r->sigs[i]);
+    }
+    r->nsigs = 0;
+}
+
+static uint64_t seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+}
+
+static int start_wait(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    struct pge_wait_opts wo = {
+        .wait_timeout_ms = cfg->wait_timeout_ms,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .backoff_initial_ms = cfg->backoff_initial_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+        .seed = seed(),
+    };
+    r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
+    if (!r->wait)
+        return -1;
+    if (r->have_db && pge_wait_add_postgres(r->wait, &r->db) < 0)
+        return -1;
+    /* Database subcommands wait for the database only. */
+    if (cfg->cmd == PGE_CMD_RUN || cfg->cmd == PGE_CMD_WAIT) {
+        for (size_t i = 0; i < cfg->nwait_tcp; i++)
+            if (pge_wait_add_tcp(r->wait, cfg->wait_tcp[i]) < 0)
+                return -1;
+        for (size_t i = 0; i < cfg->nwait_http; i++)
+            if (pge_wait_add_http(r->wait, cfg->wait_http[i]) < 0)
+                return -1;
+    }
+    pge_wait_start(r->wait);
+    return 0;
+}
+
+/* Everything that can be checked before the loop runs: a mistake fails at once, not after
+ * a minute of waiting. */
+static int prepare(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[1024];
+
+    r->state.db.configured = cfg->db_configured;
+    if (pge_config_cmd_needs_db(cfg->cmd) && !cfg->db_configured) {
+        pge_error("no database configured: set DATABASE_URL (or --database-url, PGHOST, "
+                  "PGSERVICE)",
+                  PGE_STR("command", pge_config_cmd_name(cfg->cmd)));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    if (cfg->db_configured) {
+        if (pge_dbparams_parse(&r->db, cfg->database_url, r->envp, err, sizeof err) < 0) {
+            pge_error(err);
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
+        r->have_db = 1;
+    }
+    return 0;
+}
+
+static void cleanup(struct run *r)
+{
+    pge_wait_free(r->wait);
+    r->wait = NULL;
+    pge_super_free(r->super);
+    r->super = NULL;
+    if (r->conn)
+        PQfinish(r->conn);
+    r->conn = NULL;
+    pge_curlev_free(r->curl);
+    r->curl = NULL;
+    pge_offload_free(r->off);
+    r->off = NULL;
+    unwatch_signals(r);
+    pge_dbparams_free(&r->db);
+}
+
+struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigset_t *orig_mask)
+{
+    struct run r;
+    struct pge_outcome out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.envp = envp;
+    r.orig_mask = orig_mask;
+    pge_state_init(&r.state);
+    r.loop = ev_default_loop(EVFLAG_AUTO);
+    if (!r.loop) {
+        pge_error("could not create the event loop");
+        return out;
+    }
+    if (cfg->cmd == PGE_CMD_RUN && pge_super_init_process() < 0)
+        pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
+                 PGE_STR("error", strerror(errno)));
+    if (prepare(&r, &out) < 0)
+        goto done;
+    watch_signals(&r);
+    r.off = pge_offload_new(r.loop);
+    r.curl = pge_curlev_new(r.loop);
+    if (!r.off || !r.curl) {
+        pge_error("out of memory");
+        goto done;
+    }
+    if (start_wait(&r) < 0) {
+        pge_error("could not set up the dependency checks (out of memory)");
+        goto done;
+    }
+    r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+    ev_run(r.loop, 0);
+    if (!r.finished) {
+        pge_error("event loop ended unexpectedly");
+        r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+    }
+    out = r.outcome;
+    if (r.exec_after) {
+        struct pge_super_opts so = {
+            .argv = cfg->command,
+            .user = cfg->user,
+            .orig_mask = orig_mask,
+        };
+        char err[512];
+        cleanup(&r);
+        if (getpid() == 1)
+            pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
+                     "handle signals itself");
+        pge_info("replacing pgentry with the command (--exec)",
+                 PGE_STR("command", cfg->command[0]));
+        out = pge_super_exec(&so, err, sizeof err);
+        pge_error(err);
+        return out;
+    }
+done:
+    cleanup(&r);
+    return out;
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "pgentry/log.h"
 #include "pgentry/pgq.h"
@@ -59,6 +60,21 @@ struct pge_pgconn {
     struct pge_pgq *q;
     int64_t timeout_ms;
 };
+
+/* "pgentry@<hostname>:<pid>": pg_stat_activity then tells which replica (and which process in
+ * it) holds the migration lock. */
+static const char *application_name(void)
+{
+    static char name[80];
+    if (!name[0]) {
+        char host[40] = "";
+        if (gethostname(host, sizeof host) < 0)
+            host[0] = '\0';
+        host[sizeof host - 1] = '\0';
+        snprintf(name, sizeof name, "pgentry@%s:%ld", host[0] ? host : "unknown", (long)getpid());
+    }
+    return name;
+}
 
 static void on_notice(void *arg, const char *message)
 {
@@ -289,7 +305,7 @@ static void begin_connect(struct pge_pgconn *c, const struct entry *entries, siz
         val[k++] = ports;
     }
     kw[k] = "fallback_application_name";
-    val[k++] = "pgentry";
+    val[k++] = application_name();
     kw[k] = NULL;
     val[k] = NULL;
 
@@ -512,7 +528,7 @@ static void start_in_thread(struct pge_pgconn *c)
         j->val[i] = p->values[i];
     }
     j->kw[p->n] = "fallback_application_name";
-    j->val[p->n] = "pgentry";
+    j->val[p->n] = application_name();
     j->base.job.work = start_work;
     j->base.job.done = start_done;
     j->base.job.release = start_release;

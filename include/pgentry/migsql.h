@@ -1,0 +1,49 @@
+/* SQL text of the migration engine: quoting, the history table, its rows, the lock key. Pure. */
+#ifndef PGENTRY_MIGSQL_H
+#define PGENTRY_MIGSQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable string. Plain data; zero-initialise, release with pge_migsql_buf_free(). After an
+ * allocation failure every append is a no-op and failed is set. */
+struct pge_migsql_buf {
+    char *s;
+    size_t len;
+    size_t cap;
+    int failed;
+};
+
+void pge_migsql_append(struct pge_migsql_buf *b, const char *s, size_t n);
+void pge_migsql_appendf(struct pge_migsql_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void pge_migsql_buf_free(struct pge_migsql_buf *b);
+
+/* Split "table" or "schema.table" (no quoting in the input: names are taken literally) and
+ * quote each part as an identifier: "schema"."table". *schema_len is 0 when unqualified.
+ * Returns a malloc'd string, or NULL for an empty part, a NUL-free check failure or a name
+ * longer than 63 bytes (PostgreSQL would truncate it silently). */
+char *pge_migsql_quote_table(const char *table, size_t *schema_len);
+
+/* Append s as a string literal ('it''s'), standard_conforming_strings on. */
+void pge_migsql_literal(struct pge_migsql_buf *b, const char *s);
+
+/* CREATE TABLE IF NOT EXISTS for the history table of CONTRACT.md. */
+void pge_migsql_create_table(struct pge_migsql_buf *b, const char *qtable);
+
+/* The history row of a migration. duration_ms < 0: computed by the server from the
+ * transaction start (exact inside the migration's own transaction). */
+void pge_migsql_insert(struct pge_migsql_buf *b, const char *qtable, int64_t version,
+                       const char *name, const char *checksum, int64_t duration_ms,
+                       const char *applied_by);
+
+void pge_migsql_delete(struct pge_migsql_buf *b, const char *qtable, int64_t version);
+
+/* SET [LOCAL] lock_timeout = 'Nms'. */
+void pge_migsql_lock_timeout(struct pge_migsql_buf *b, int64_t ms, int local);
+
+/* The advisory-lock key for a history table: a stable 64-bit hash of database, schema and
+ * table, the same in every pgentry (and the same for --migrate-cmd). */
+int64_t pge_migsql_lock_key(const char *database, const char *schema, const char *table);
+
+#endif

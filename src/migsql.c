@@ -1,0 +1,171 @@
+/* SQL text of the migration engine: quoting, the history table, its rows, the lock key. Pure. */
+#include "pgentry/migsql.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAMEDATALEN_MAX 63
+
+void pge_migsql_append(struct pge_migsql_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void pge_migsql_appendf(struct pge_migsql_buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        pge_migsql_append(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->failed = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    pge_migsql_append(b, big, (size_t)n);
+    free(big);
+}
+
+void pge_migsql_buf_free(struct pge_migsql_buf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+static void quote_ident(struct pge_migsql_buf *b, const char *s, size_t n)
+{
+    pge_migsql_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            pge_migsql_append(b, "\"", 1);
+        pge_migsql_append(b, s + i, 1);
+    }
+    pge_migsql_append(b, "\"", 1);
+}
+
+char *pge_migsql_quote_table(const char *table, size_t *schema_len)
+{
+    struct pge_migsql_buf b = {0};
+    const char *dot = strchr(table, '.');
+    size_t slen = dot ? (size_t)(dot - table) : 0;
+    const char *name = dot ? dot + 1 : table;
+    size_t nlen = strlen(name);
+
+    if ((dot && slen == 0) || nlen == 0 || strchr(name, '.') || slen > NAMEDATALEN_MAX ||
+        nlen > NAMEDATALEN_MAX)
+        return NULL;
+    if (dot) {
+        quote_ident(&b, table, slen);
+        pge_migsql_append(&b, ".", 1);
+    }
+    quote_ident(&b, name, nlen);
+    if (b.failed) {
+        pge_migsql_buf_free(&b);
+        return NULL;
+    }
+    if (schema_len)
+        *schema_len = slen;
+    return b.s;
+}
+
+void pge_migsql_literal(struct pge_migsql_buf *b, const char *s)
+{
+    pge_migsql_append(b, "'", 1);
+    for (; *s; s++) {
+        if (*s == '\'')
+            pge_migsql_append(b, "'", 1);
+        pge_migsql_append(b, s, 1);
+    }
+    pge_migsql_append(b, "'", 1);
+}
+
+void pge_migsql_create_table(struct pge_migsql_buf *b, const char *qtable)
+{
+    pge_migsql_appendf(b,
+                       "CREATE TABLE IF NOT EXISTS %s (\n"
+                       "    version bigint PRIMARY KEY,\n"
+                       "    name text NOT NULL,\n"
+                       "    checksum text NOT NULL,\n"
+                       "    applied_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "    duration_ms integer NOT NULL,\n"
+                       "    applied_by text\n"
+                       ")",
+                       qtable);
+}
+
+void pge_migsql_insert(struct pge_migsql_buf *b, const char *qtable, int64_t version,
+                       const char *name, const char *checksum, int64_t duration_ms,
+                       const char *applied_by)
+{
+    pge_migsql_appendf(b,
+                       "INSERT INTO %s (version, name, checksum, duration_ms, applied_by) "
+                       "VALUES (%lld, ",
+                       qtable, (long long)version);
+    pge_migsql_literal(b, name);
+    pge_migsql_append(b, ", ", 2);
+    pge_migsql_literal(b, checksum);
+    if (duration_ms < 0)
+        pge_migsql_appendf(b, ", %s",
+                           "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer");
+    else
+        pge_migsql_appendf(b, ", %lld", (long long)duration_ms);
+    pge_migsql_append(b, ", ", 2);
+    pge_migsql_literal(b, applied_by);
+    pge_migsql_append(b, ")", 1);
+}
+
+void pge_migsql_delete(struct pge_migsql_buf *b, const char *qtable, int64_t version)
+{
+    pge_migsql_appendf(b, "DELETE FROM %s WHERE version = %lld", qtable, (long long)version);
+}
+
+void pge_migsql_lock_timeout(struct pge_migsql_buf *b, int64_t ms, int local)
+{
+    pge_migsql_appendf(b, "SET %slock_timeout = '%lldms'", local ? "LOCAL " : "", (long long)ms);
+}
+
+int64_t pge_migsql_lock_key(const char *database, const char *schema, const char *table)
+{
+    /* FNV-1a over "database\0schema\0table": stable across versions and machines. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *parts[3] = {database, schema, table};
+    for (int i = 0; i < 3; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
+            h ^= *p;
+            h *= 0x100000001b3ULL;
+        }
+        h ^= 0;
+        h *= 0x100000001b3ULL;
+    }
+    return (int64_t)h;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install the Debian packages pgentry needs that are not there yet (build, tests, demo).
+# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e]...   (default: build test)
+set -euo pipefail
+
+build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev)
+test=(libcriterion-dev postgresql postgresql-client python3 clang clang-format util-linux procps)
+demo=(postgresql postgresql-client curl python3 python3-fastapi python3-uvicorn python3-psycopg2)
+bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-for-it alembic
+       python3-psycopg2 python3-sqlalchemy strace linux-perf)
+e2e=(podman runc debootstrap podman-compose slirp4netns fuse-overlayfs uidmap iptables curl)
+
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(build test)
+
+want=()
+for g in "${groups[@]}"; do
+    case "$g" in
+    build) want+=("${build[@]}") ;;
+    test) want+=("${build[@]}" "${test[@]}") ;;
+    demo) want+=("${build[@]}" "${demo[@]}") ;;
+    bench) want+=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
+    e2e) want+=("${e2e[@]}") ;;
+    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e)" >&2; exit 64 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+# Deduplicate while keeping order.
+missing=($(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++'))
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

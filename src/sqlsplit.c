@@ -152,7 +152,8 @@ static size_t continuation(const unsigned char *p, size_t len, size_t i)
 
 /* A literal whose opening quote is at open (a prefix such as E or U& starts at tok). With
  * backslash escapes (E'') a backslash hides the next byte, quote included; otherwise only ''
- * is a quote. The continuation keeps the first segment's escaping, as the server's does. */
+ * is a quote. The continuation keeps the first segment's escaping, as the server's lexer does
+ * (psql's misses continuations: see the header). */
 static int scan_string(const unsigned char *p, size_t len, size_t *ip, size_t open, int escapes,
                        const char *what, struct unclosed *u)
 {

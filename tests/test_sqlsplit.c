@@ -215,7 +215,9 @@ Test(sqlsplit, quoted_strings, .timeout = 10)
          {{0, "SELECT \"a;b\", \"q\"\";\" FROM t;", 1}, {29, "SELECT U&\"x;\" ;", 1}},
          NULL,
          {0}},
-        /* 'a' <newline> 'b' is one literal that keeps E's escapes: \' stays escaped. */
+        /* 'a' <newline> 'b' is one literal that keeps E's escapes: \' stays escaped. This is
+         * the server's reading; psql, which lexes line by line, would end the first statement
+         * at the second ';' and the server would then refuse it as unterminated. */
         {"SELECT E'a'\n'\\';'; SELECT 2;",
          0,
          {{0, "SELECT E'a'\n'\\';';", 1}, {19, "SELECT 2;", 2}},

@@ -41,6 +41,9 @@ void pge_sqlsplit_init(struct pge_sqlsplit *s, const char *sql, size_t len);
  *  - '...' (backslash is an ordinary character), E'...' (backslash escapes), N'', B'', X'',
  *    U&'...', "ident", U&"ident", $$...$$ and $tag$...$tag$ ($1 is a parameter and a$b an
  *    identifier), -- comments and nested block comments are opaque;
+ *  - 'a' <newline> 'b' is one literal, and E'a' <newline> '\';' keeps E's escapes, as the
+ *    server lexes it. psql reads line by line and misses this continuation, so it would cut
+ *    that statement short and the server would reject the piece; here it runs;
  *  - empty statements (";;", only whitespace or comments) are skipped; a last statement
  *    without ';' is still returned and then ends at its last token (trailing comments are
  *    not part of it), even with a parenthesis or BEGIN left open: psql sends it too, and the

@@ -200,23 +200,16 @@ static int scan_quoted_ident(const unsigned char *p, size_t len, size_t *ip, siz
     return fail(u, "quoted identifier", *ip, open + 1 - *ip);
 }
 
-/* '$' at the start of a token: $1 is a parameter, $$ or $tag$ opens a body that runs to the
- * next identical delimiter (case matters), anything else is a lone '$' and the letters after
- * it are scanned again as an identifier, as the server's lexer does. */
+/* '$' at the start of a token: $$ or $tag$ opens a body that runs to the next identical
+ * delimiter (case matters); anything else is a lone '$', and what follows is scanned again:
+ * the letters of a failed tag as an identifier, the digits of $1 as a number, as the server's
+ * lexer does. */
 static int scan_dollar(const unsigned char *p, size_t len, size_t *ip, struct unclosed *u)
 {
     size_t open = *ip;
     size_t i = open + 1;
     size_t delim;
 
-    if (i < len && is_digit(p[i])) {
-        i = skip_while(p, len, i, is_digit);
-        /* PostgreSQL 16 lexes "$1abc" as one (bad) token: it cannot hide a dollar quote. */
-        if (i < len && is_letter(p[i]))
-            i = skip_while(p, len, i, is_ident_char);
-        *ip = i;
-        return 0;
-    }
     if (i < len && is_letter(p[i]))
         i = skip_while(p, len, i, is_tag_char);
     if (i >= len || p[i] != '$') {

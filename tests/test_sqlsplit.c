@@ -174,10 +174,10 @@ Test(sqlsplit, statement_boundaries, .timeout = 10)
          {{0, "SELECT 1;", 1}, {13, "SELECT\n  2;", 3}, {47, "SELECT 3", 7}},
          NULL,
          {0}},
-        /* Carriage returns: CRLF is one line end, a lone CR another. */
-        {"SELECT 1;\r\nSELECT 2;\rSELECT 3;",
+        /* Carriage returns: CRLF is one line end, a lone CR another, and ends a comment. */
+        {"SELECT 1;\r\nSELECT 2;\r-- c\rSELECT 3;",
          0,
-         {{0, "SELECT 1;", 1}, {11, "SELECT 2;", 2}, {21, "SELECT 3;", 3}},
+         {{0, "SELECT 1;", 1}, {11, "SELECT 2;", 2}, {26, "SELECT 3;", 4}},
          NULL,
          {0}},
     };
@@ -203,6 +203,12 @@ Test(sqlsplit, quoted_strings, .timeout = 10)
         {"SELECT ae'\\'; SELECT 2;",
          0,
          {{0, "SELECT ae'\\';", 1}, {14, "SELECT 2;", 1}},
+         NULL,
+         {0}},
+        /* '' inside E'' is a quote too, so the \' after it is still escaped. */
+        {"SELECT E'a''\\';'; SELECT 7;",
+         0,
+         {{0, "SELECT E'a''\\';';", 1}, {18, "SELECT 7;", 1}},
          NULL,
          {0}},
         {"SELECT B'1;0', x'f;f', N'n;', U&'d;\\0061'; SELECT 2;",
@@ -273,6 +279,19 @@ Test(sqlsplit, dollar_quotes, .timeout = 10)
         {"SELECT $1, a$b$, $2; SELECT $1$$x;$$;",
          0,
          {{0, "SELECT $1, a$b$, $2;", 1}, {21, "SELECT $1$$x;$$;", 1}},
+         NULL,
+         {0}},
+        /* A number glued to letters is one token, as in psql 15 and the server since 16:
+         * its letters start no E'' literal and are no END. */
+        {"SELECT 10e'\\'; SELECT 2;",
+         0,
+         {{0, "SELECT 10e'\\';", 1}, {15, "SELECT 2;", 1}},
+         NULL,
+         {0}},
+        {"CREATE FUNCTION f() BEGIN ATOMIC SELECT 1end; SELECT 5; END; SELECT 6;",
+         0,
+         {{0, "CREATE FUNCTION f() BEGIN ATOMIC SELECT 1end; SELECT 5; END;", 1},
+          {61, "SELECT 6;", 1}},
          NULL,
          {0}},
         /* A number ends before '$', but a number glued to letters swallows it. */
@@ -355,6 +374,11 @@ Test(sqlsplit, begin_atomic_bodies, .timeout = 10)
          0,
          {{0, "create or replace procedure p() begin atomic insert into t values (1); end;", 1},
           {76, "select 2;", 1}},
+         NULL,
+         {0}},
+        {"CREATE PROCEDURE p() BEGIN ATOMIC SELECT 1; END; SELECT 2;",
+         0,
+         {{0, "CREATE PROCEDURE p() BEGIN ATOMIC SELECT 1; END;", 1}, {49, "SELECT 2;", 1}},
          NULL,
          {0}},
         /* Outside CREATE FUNCTION/PROCEDURE, BEGIN and END are just transaction statements. */

@@ -2,10 +2,12 @@
 #include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pgentry/config.h"
 #include "pgentry/log.h"
+#include "pgentry/migfile.h"
 #include "pgentry/outcome.h"
 #include "pgentry/run.h"
 
@@ -68,6 +70,20 @@ int main(int argc, char **argv)
     case PGE_CMD_VERSION:
         printf("pgentry %s\n", PGENTRY_VERSION);
         break;
+    case PGE_CMD_REVISION: {
+        char *up = NULL, *down = NULL;
+        enum pge_migfile_result st =
+            pge_migfile_revision(cfg.migrations_dir, cfg.message, &up, &down, err, sizeof err);
+        if (st != PGE_MIGFILE_OK) {
+            pge_error(err);
+            out = PGE_OUTCOME(pge_migfile_outcome(st), 0);
+            break;
+        }
+        printf("%s\n%s\n", up, down);
+        free(up);
+        free(down);
+        break;
+    }
     default:
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
             pge_error("could not initialise libcurl");

@@ -11,6 +11,8 @@
 #include "pgentry/curlev.h"
 #include "pgentry/dbparams.h"
 #include "pgentry/log.h"
+#include "pgentry/migfile.h"
+#include "pgentry/migrate.h"
 #include "pgentry/offload.h"
 #include "pgentry/parse.h"
 #include "pgentry/state.h"
@@ -30,6 +32,11 @@ struct run {
     struct pge_dbparams db;
     int have_db;
     struct pge_wait *wait;
+    struct pge_migset files;
+    int migrate; /* the run has a migration phase */
+    int offline; /* upgrade --sql without a database: plan from an empty history */
+    struct pge_migrate *mig;
+    uint64_t seed;
     struct pge_super *super;
     PGconn *conn;
     ev_signal sigs[MAX_SIGNALS];
@@ -104,10 +111,75 @@ static void start_command(struct run *r)
     }
 }
 
+static void on_migrated(void *arg, struct pge_outcome out)
+{
+    struct run *r = arg;
+    pge_migrate_free(r->mig);
+    r->mig = NULL;
+    if (out.kind != PGE_OUT_OK || r->cfg->cmd != PGE_CMD_RUN) {
+        finish(r, out);
+        return;
+    }
+    start_command(r);
+}
+
+static enum pge_migrate_op migrate_op(const struct pge_config *cfg)
+{
+    switch (cfg->cmd) {
+    case PGE_CMD_UPGRADE:
+        return PGE_MIGRATE_UPGRADE;
+    case PGE_CMD_DOWNGRADE:
+        return PGE_MIGRATE_DOWNGRADE;
+    case PGE_CMD_STAMP:
+        return PGE_MIGRATE_STAMP;
+    case PGE_CMD_CURRENT:
+        return PGE_MIGRATE_CURRENT;
+    case PGE_CMD_HISTORY:
+        return PGE_MIGRATE_HISTORY;
+    case PGE_CMD_STATUS:
+        return PGE_MIGRATE_STATUS;
+    case PGE_CMD_VERIFY:
+        return PGE_MIGRATE_VERIFY;
+    default:
+        if (cfg->migrate_cmd)
+            return PGE_MIGRATE_COMMAND;
+        if (cfg->wait_migrations)
+            return PGE_MIGRATE_WAIT;
+        return PGE_MIGRATE_UPGRADE;
+    }
+}
+
 static void start_migrations(struct run *r)
 {
-    /* Migrations plug in here; until then the schema is left as it is. */
-    start_command(r);
+    const struct pge_config *cfg = r->cfg;
+    if (!r->migrate) {
+        start_command(r);
+        return;
+    }
+    struct pge_migrate_opts mo = {
+        .files = &r->files,
+        .table = cfg->table,
+        .sql_only = cfg->sql_only,
+        .lock_wait_ms = cfg->lock_wait_ms,
+        .lock_timeout_ms = cfg->lock_timeout_ms,
+        .wait_timeout_ms = cfg->wait_timeout_ms,
+        .backoff_initial_ms = cfg->backoff_initial_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+        .seed = r->seed,
+        .migrate_cmd = cfg->migrate_cmd,
+        .database_url = cfg->database_url,
+        .envp = r->envp,
+        .orig_mask = r->orig_mask,
+        .state = &r->state,
+    };
+    r->state.phase = PGE_PHASE_MIGRATING;
+    r->mig = pge_migrate_new(r->loop, r->off, r->conn, &mo, on_migrated, r);
+    if (!r->mig) {
+        pge_error("out of memory starting migrations");
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    pge_migrate_start(r->mig, migrate_op(cfg), cfg->target);
 }
 
 static void on_wait(void *arg, enum pge_wait_result result, PGconn *conn)
@@ -152,6 +224,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     }
     if (r->super && pge_super_pid(r->super) > 0) {
         pge_super_signal(r->super, signo);
+        return;
+    }
+    if (is_stop_signal(signo) && r->mig) {
+        pge_info("stop signal while migrating: cancelling, rolling back, releasing the lock",
+                 PGE_STR("signal", pge_parse_signal_name(signo)));
+        pge_migrate_stop(r->mig, signo);
         return;
     }
     if (is_stop_signal(signo)) {
@@ -212,7 +290,7 @@ static int start_wait(struct run *r)
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
-        .seed = seed(),
+        .seed = r->seed,
     };
     r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
     if (!r->wait)
@@ -232,6 +310,58 @@ static int start_wait(struct run *r)
     return 0;
 }
 
+/* Read the migration files before waiting: a broken file fails in a millisecond, not after the
+ * database came up. Decides whether this run has a migration phase at all. */
+static int scan_migrations(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[1024];
+    int needed; /* the files matter for this run */
+
+    if (cfg->cmd == PGE_CMD_WAIT)
+        return 0;
+    if (cfg->cmd == PGE_CMD_RUN) {
+        if (cfg->no_migrate)
+            return 0;
+        r->migrate = cfg->db_configured;
+        /* --migrate-cmd brings its own files. */
+        if (cfg->migrate_cmd)
+            return 0;
+        needed = cfg->db_configured || cfg->migrations_dir_set;
+    } else {
+        r->migrate = 1;
+        needed = cfg->cmd != PGE_CMD_CURRENT;
+    }
+    enum pge_migfile_result st = pge_migfile_scan(cfg->migrations_dir, &r->files, err, sizeof err);
+    if (st == PGE_MIGFILE_NO_DIR && !needed)
+        return 0;
+    if (st == PGE_MIGFILE_NO_DIR && cfg->cmd == PGE_CMD_RUN) {
+        pge_error("migrations directory not found: create it, point --migrations (or "
+                  "PGENTRY_MIGRATIONS) at it, or pass --no-migrate",
+                  PGE_STR("dir", cfg->migrations_dir));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    if (st != PGE_MIGFILE_OK) {
+        pge_error(err);
+        *out = PGE_OUTCOME(pge_migfile_outcome(st), 0);
+        return -1;
+    }
+    for (size_t i = 0; i < r->files.nignored; i++)
+        pge_debug("not a migration file: ignored", PGE_STR("dir", cfg->migrations_dir),
+                  PGE_STR("file", r->files.ignored[i]));
+    if (cfg->cmd == PGE_CMD_RUN && !cfg->db_configured && r->files.count > 0) {
+        pge_error("migration files are present but no database is configured: set "
+                  "DATABASE_URL (or --database-url, PGHOST, PGSERVICE), or pass --no-migrate",
+                  PGE_STR("dir", cfg->migrations_dir), PGE_INT("files", (long long)r->files.count));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    pge_debug("migration files", PGE_STR("dir", cfg->migrations_dir),
+              PGE_INT("count", (long long)r->files.count));
+    return 0;
+}
+
 /* Everything that can be checked before the loop runs: a mistake fails at once, not after
  * a minute of waiting. */
 static int prepare(struct run *r, struct pge_outcome *out)
@@ -240,7 +370,8 @@ static int prepare(struct run *r, struct pge_outcome *out)
     char err[1024];
 
     r->state.db.configured = cfg->db_configured;
-    if (pge_config_cmd_needs_db(cfg->cmd) && !cfg->db_configured) {
+    r->offline = cfg->cmd == PGE_CMD_UPGRADE && cfg->sql_only && !cfg->db_configured;
+    if (pge_config_cmd_needs_db(cfg->cmd) && !cfg->db_configured && !r->offline) {
         pge_error("no database configured: set DATABASE_URL (or --database-url, PGHOST, "
                   "PGSERVICE)",
                   PGE_STR("command", pge_config_cmd_name(cfg->cmd)));
@@ -255,13 +386,16 @@ static int prepare(struct run *r, struct pge_outcome *out)
         }
         r->have_db = 1;
     }
-    return 0;
+    return scan_migrations(r, out);
 }
 
 static void cleanup(struct run *r)
 {
     pge_wait_free(r->wait);
     r->wait = NULL;
+    pge_migrate_free(r->mig);
+    r->mig = NULL;
+    pge_migfile_set_free(&r->files);
     pge_super_free(r->super);
     r->super = NULL;
     if (r->conn)
@@ -302,7 +436,11 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("out of memory");
         goto done;
     }
-    if (start_wait(&r) < 0) {
+    r.seed = seed();
+    if (r.offline) {
+        /* upgrade --sql without a database: print the plan from an empty history. */
+        start_migrations(&r);
+    } else if (start_wait(&r) < 0) {
         pge_error("could not set up the dependency checks (out of memory)");
         goto done;
     }

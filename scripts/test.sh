@@ -38,6 +38,7 @@ if [ "$asan" = 1 ]; then
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGENTRY_SANITIZE=ON >/dev/null
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
         ctest --test-dir build-asan --output-on-failure "${args[@]}"
 fi
 

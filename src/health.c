@@ -61,6 +61,7 @@ struct conn {
     enum conn_phase phase;
     int peer_eof;
     int blocked;           /* a response waits for output room */
+    int linger;            /* the client may still be sending: half-close before close() */
     unsigned nserved;      /* responses queued on this connection */
     ev_tstamp deadline;    /* when the connection is dropped */
     ev_tstamp timer_at;    /* when the timer fires (≤ deadline; it re-arms itself) */
@@ -578,6 +579,8 @@ static int conn_handle(struct conn *c, const struct pge_httpreq *req)
     count(h, route, r.code);
     if (r.close)
         c->phase = CONN_CLOSING;
+    if (req->content_length > 0 || req->chunked)
+        c->linger = 1;
     return 0;
 }
 
@@ -595,6 +598,7 @@ static void conn_reject(struct conn *c, int code)
     }
     count(c->h, ROUTE_OTHER, code);
     c->phase = CONN_CLOSING;
+    c->linger = 1;
     c->in_len = 0;
 }
 
@@ -620,6 +624,9 @@ static void conn_serve(struct conn *c)
         memmove(c->in, c->in + r, c->in_len);
         c->req_start = ev_now(c->h->loop);
     }
+    /* Unanswered input at a close: a plain close() would reset the connection. */
+    if (c->phase == CONN_CLOSING && c->in_len > 0)
+        c->linger = 1;
     /* A half-closed client sends no more: what is left can never complete. */
     if (c->peer_eof && c->phase == CONN_ACTIVE && !c->blocked)
         c->phase = CONN_CLOSING;
@@ -751,12 +758,13 @@ static void conn_update(struct conn *c)
     int want = 0;
 
     if (!pending && c->phase == CONN_CLOSING) {
-        if (c->peer_eof) {
+        if (c->peer_eof || !c->linger) {
             conn_close(c);
             return;
         }
         /* close() with unread input sends a reset, which can destroy our last response in
-         * the client's buffers: half-close and discard its input for a while instead. */
+         * the client's buffers: half-close and discard its input for a while instead. A
+         * client that asked for the close and sent nothing more is closed at once. */
         shutdown(c->fd, SHUT_WR);
         c->phase = CONN_LINGER;
         c->linger_since = now;
@@ -803,7 +811,7 @@ static void conn_open(struct pge_health *h, int fd)
     c->fd = fd;
     c->events = EV_READ;
     c->phase = CONN_ACTIVE;
-    c->peer_eof = c->blocked = 0;
+    c->peer_eof = c->blocked = c->linger = 0;
     c->nserved = 0;
     c->req_start = c->last_active = now;
     c->in_len = c->out_off = c->out_len = 0;

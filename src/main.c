@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pgentry/config.h"
+#include "pgentry/hcclient.h"
 #include "pgentry/log.h"
 #include "pgentry/migfile.h"
 #include "pgentry/outcome.h"
@@ -70,6 +71,20 @@ int main(int argc, char **argv)
     case PGE_CMD_VERSION:
         printf("pgentry %s\n", PGENTRY_VERSION);
         break;
+    case PGE_CMD_HEALTHCHECK: {
+        char line[1024];
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            puts("unhealthy: could not initialise libcurl");
+            out = PGE_OUTCOME(PGE_OUT_UNHEALTHY, 0);
+            break;
+        }
+        int rc = pge_hcclient_run(cfg.target, cfg.health_addr ? cfg.health_addr : "0.0.0.0:8081",
+                                  line, sizeof line);
+        puts(line);
+        curl_global_cleanup();
+        out = PGE_OUTCOME(rc == 0 ? PGE_OUT_OK : PGE_OUT_UNHEALTHY, 0);
+        break;
+    }
     case PGE_CMD_REVISION: {
         char *up = NULL, *down = NULL;
         enum pge_migfile_result st =

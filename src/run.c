@@ -8,8 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgentry/apphealth.h"
 #include "pgentry/curlev.h"
 #include "pgentry/dbparams.h"
+#include "pgentry/health.h"
 #include "pgentry/log.h"
 #include "pgentry/migfile.h"
 #include "pgentry/migrate.h"
@@ -38,6 +40,8 @@ struct run {
     struct pge_migrate *mig;
     uint64_t seed;
     struct pge_super *super;
+    struct pge_health *health;
+    struct pge_apphealth *apphealth;
     PGconn *conn;
     ev_signal sigs[MAX_SIGNALS];
     size_t nsigs;
@@ -310,6 +314,40 @@ static int start_wait(struct run *r)
     return 0;
 }
 
+/* The health endpoint answers from the first moment: while waiting and migrating too. Only
+ * the run command serves it; --exec closes it before replacing the process. */
+static int start_health(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[512];
+    if (cfg->cmd != PGE_CMD_RUN || !cfg->health_addr)
+        return 0;
+    r->health = pge_health_new(r->loop, cfg->health_addr, &r->state, err, sizeof err);
+    if (!r->health) {
+        int e = errno;
+        pge_error(err,
+                  PGE_STR("fix", e == EADDRINUSE ? "another process listens there: choose another "
+                                                   "--health-addr, or off"
+                                                 : "use a numeric address such as 0.0.0.0:8081 or "
+                                                   "[::]:8081, or off"));
+        *out = PGE_OUTCOME(e == EADDRINUSE || e == EINVAL || e == EACCES || e == EADDRNOTAVAIL
+                               ? PGE_OUT_CONFIG
+                               : PGE_OUT_INTERNAL,
+                           0);
+        return -1;
+    }
+    if (cfg->app_health_url && cfg->ncommand > 0 && !cfg->exec) {
+        r->apphealth = pge_apphealth_new(r->curl, r->loop, cfg->app_health_url, &r->state,
+                                         PGE_APPHEALTH_INTERVAL_MS);
+        if (!r->apphealth) {
+            pge_error("out of memory");
+            *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Read the migration files before waiting: a broken file fails in a millisecond, not after the
  * database came up. Decides whether this run has a migration phase at all. */
 static int scan_migrations(struct run *r, struct pge_outcome *out)
@@ -391,6 +429,10 @@ static int prepare(struct run *r, struct pge_outcome *out)
 
 static void cleanup(struct run *r)
 {
+    pge_apphealth_free(r->apphealth);
+    r->apphealth = NULL;
+    pge_health_free(r->health);
+    r->health = NULL;
     pge_wait_free(r->wait);
     r->wait = NULL;
     pge_migrate_free(r->mig);
@@ -436,6 +478,8 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("out of memory");
         goto done;
     }
+    if (start_health(&r, &out) < 0)
+        goto done;
     r.seed = seed();
     if (r.offline) {
         /* upgrade --sql without a database: print the plan from an empty history. */

@@ -1,6 +1,8 @@
 /* Test helpers for HTTP: a health server in a child process, a real-socket client, checkers. */
 #include "pgt_http.h"
 
+#include "pgt.h"
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <ctype.h>
@@ -150,23 +152,6 @@ long pgt_cpu_ms(pid_t pid)
 }
 
 /* ---- client side ---- */
-
-int pgt_free_port(void)
-{
-    struct sockaddr_in sin = {0};
-    socklen_t len = sizeof sin;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sin.sin_port);
-}
 
 int pgt_connect(const char *host, int port)
 {

@@ -32,9 +32,6 @@ long pgt_rss_kb(pid_t pid);
 /* User+system CPU time of a process in milliseconds, or -1. */
 long pgt_cpu_ms(pid_t pid);
 
-/* A port nothing listens on right now (bound and released). */
-int pgt_free_port(void);
-
 /* A blocking TCP connection to host:port with 5 s send/receive timeouts, or -1. */
 int pgt_connect(const char *host, int port);
 

@@ -89,7 +89,6 @@ static void start_command(struct run *r)
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
         .state = &r->state,
-        .orig_mask = r->orig_mask,
     };
     r->state.phase = PGE_PHASE_STARTING;
     r->super = pge_super_new(r->loop, &so, on_super, r);
@@ -150,7 +149,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
             r->state.phase = PGE_PHASE_STOPPING;
     }
-    if (r->super && pge_super_pid(r->super) > 0) {
+    if (r->super && pge_super_active(r->super)) {
         pge_super_signal(r->super, signo);
         return;
     }
@@ -317,7 +316,6 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         struct pge_super_opts so = {
             .argv = cfg->command,
             .user = cfg->user,
-            .orig_mask = orig_mask,
         };
         char err[512];
         cleanup(&r);

@@ -2,6 +2,7 @@
 #include "pgentry/run.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,10 @@ static void watch_signals(struct run *r)
 {
     static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
                                SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
+    sigset_t watched;
+    sigemptyset(&watched);
+    /* libev reaps on SIGCHLD: a CHLD blocked by whoever started us would leave zombies. */
+    sigaddset(&watched, SIGCHLD);
     signal(SIGPIPE, SIG_IGN);
     for (int s = 1; s < NSIG && r->nsigs < MAX_SIGNALS; s++) {
         int skipped = 0;
@@ -184,7 +189,11 @@ static void watch_signals(struct run *r)
         ev_signal_start(r->loop, w);
         /* Signal watchers must not keep the loop alive on their own. */
         ev_unref(r->loop);
+        sigaddset(&watched, s);
     }
+    /* A signal blocked when we were started would never reach a watcher, nor the child. */
+    if (pthread_sigmask(SIG_UNBLOCK, &watched, NULL) != 0)
+        pge_warn("could not unblock the forwarded signals");
 }
 
 static void unwatch_signals(struct run *r)

@@ -260,10 +260,11 @@ static int cmd_adopt(char **av)
     if (mid < 0)
         return 99;
     if (mid == 0) {
+        /* Our pid, not the grandchild's getppid(): we may be gone before it asks. */
+        pid_t old = getpid();
         pid_t g = fork();
         if (g == 0) {
             close(p[0]);
-            pid_t old = getppid();
             ssize_t w = write(p[1], &(pid_t){getpid()}, sizeof(pid_t));
             (void)w;
             close(p[1]);

@@ -537,6 +537,24 @@ static int foreground_tty(void)
     return fg > 0 && fg == getpgrp() ? STDIN_FILENO : -1;
 }
 
+static void on_never(struct ev_loop *loop, ev_periodic *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+/* An idle init should not wake up at all. Without a timerfd libev wakes every 59.7 s to notice
+ * wall-clock jumps; starting a periodic watcher once makes it create the timerfd that reports
+ * such jumps instead, after which it sleeps until an event (the watcher itself is not kept). */
+static void quiet_idle_loop(struct ev_loop *loop)
+{
+    ev_periodic once;
+    ev_periodic_init(&once, on_never, 0.0, 0.0, NULL);
+    ev_periodic_start(loop, &once);
+    ev_periodic_stop(loop, &once);
+}
+
 static int prepare_user(struct pge_super *s, char *err, size_t errsize)
 {
     if (!s->opts.user)
@@ -601,6 +619,7 @@ int pge_super_start(struct pge_super *s, struct pge_outcome *out, char *err, siz
     ev_child_start(s->loop, &s->any);
     ev_io_set(&s->report, p[0], EV_READ);
     ev_io_start(s->loop, &s->report);
+    quiet_idle_loop(s->loop);
     if (s->opts.state) {
         s->opts.state->app.pid = pid;
         s->opts.state->app.started_mono_ms = pge_state_mono_ms();

@@ -15,7 +15,36 @@
 #include "pgt.h"
 #include "pgt_proc_ns.h"
 
-#define CHILD PGT_CHILD_BIN
+#define CHILD       PGT_CHILD_BIN
+#define MAX_STARTED 4
+
+/* What this test started, killed with everything below it when the test ends, passed or
+ * failed: a failed assertion must not leave pgentry and its children behind. */
+static pid_t started[MAX_STARTED];
+static size_t nstarted;
+
+static void kill_leftovers(void)
+{
+    for (size_t i = 0; i < nstarted; i++)
+        pgt_kill_tree(started[i]);
+    nstarted = 0;
+}
+
+TestSuite(super, .fini = kill_leftovers);
+
+static void spawn(struct pgt_proc *p, const char *const *argv)
+{
+    pgt_proc_spawn(p, argv, NULL);
+    if (nstarted < MAX_STARTED)
+        started[nstarted++] = p->pid;
+}
+
+static void ns_spawn(struct pgt_proc *p, const char *const *argv)
+{
+    pgt_ns_spawn(p, argv, NULL);
+    if (nstarted < MAX_STARTED)
+        started[nstarted++] = p->pid;
+}
 
 /* A scratch directory every user may write to (--user runs COMMAND as nobody), and a file
  * path in it. */
@@ -71,7 +100,7 @@ Test(super, orphans_exiting_together_are_all_reaped_as_pid1, .timeout = 60)
     scratch(dir, sizeof dir, file, sizeof file, "orphans");
     const char *argv[] = {"--health-addr", "off", "--", CHILD,   "orphans", "300",
                           "1500",          file,  "0",  "check", NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     int rc = pgt_proc_wait(&p, 30000);
     cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
     /* pgentry, the main child and the 300 orphans were alive at once... */
@@ -107,7 +136,7 @@ Test(super, main_exit_coinciding_with_orphans_never_hangs, .timeout = 180)
         struct pgt_proc p;
         const char *argv[] = {"--health-addr", "off", "--", CHILD,  "orphans", "20",
                               "150",           file,  "5",  "race", NULL};
-        pgt_ns_spawn(&p, argv, NULL);
+        ns_spawn(&p, argv);
         int rc = pgt_proc_wait(&p, 5000);
         cr_assert_eq(rc, 5, "run %d: exit %d, stderr:\n%s", i, rc, p.err);
         cr_assert_lt(p.elapsed_ms, 3000, "run %d took %lld ms", i, (long long)p.elapsed_ms);
@@ -126,7 +155,7 @@ Test(super, signals_from_outside_the_namespace_reach_the_child, .timeout = 30)
     struct pgt_proc p;
     scratch(dir, sizeof dir, file, sizeof file, "signals");
     const char *argv[] = {"--health-addr", "off", "--", CHILD, "signals", file, "42", NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     pid_t init = pgt_ns_init_pid(&p, 5000);
     wait_text(file, "ready", 5000);
     for (size_t i = 0; i < 3; i++) {
@@ -150,7 +179,7 @@ Test(super, signals_from_inside_the_namespace_reach_the_child, .timeout = 30)
     scratch(dir, sizeof dir, file, sizeof file, "signals");
     /* The child signals its parent, PID 1, and waits for each signal to come back. */
     const char *argv[] = {"--health-addr", "off", "--", CHILD, "signals", file, "43", "self", NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     int rc = pgt_proc_wait(&p, 10000);
     cr_assert_eq(rc, 43, "exit %d, stderr:\n%s", rc, p.err);
     char *s = pgt_read_file(file);
@@ -168,7 +197,7 @@ Test(super, rewrite_term_to_quit_delivers_quit, .timeout = 30)
                           "TERM:QUIT", "--stop-timeout", "500ms", "--",
                           CHILD,       "signals",        file,    "0",
                           NULL};
-    pgt_proc_spawn(&p, argv, NULL);
+    spawn(&p, argv);
     wait_text(file, "ready", 5000);
     cr_assert_eq(kill(p.pid, SIGTERM), 0);
     /* The child ends only on TERM, which it never gets: the stop timeout KILLs it. */
@@ -186,7 +215,7 @@ Test(super, rewrite_to_zero_drops_the_signal, .timeout = 30)
     scratch(dir, sizeof dir, file, sizeof file, "signals");
     const char *argv[] = {"pgentry", "--health-addr", "off", "--rewrite", "USR1:0", "--",
                           CHILD,     "signals",       file,  "9",         NULL};
-    pgt_proc_spawn(&p, argv, NULL);
+    spawn(&p, argv);
     wait_text(file, "ready", 5000);
     cr_assert_eq(kill(p.pid, SIGUSR1), 0);
     cr_assert_eq(kill(p.pid, SIGHUP), 0);
@@ -207,7 +236,7 @@ static void group_run(int signal_group, int expect_grand_usr1)
         "pgentry", "--health-addr", "off", "--signal-group", "--", CHILD, "group", file, NULL};
     if (!signal_group)
         argv[3] = "--no-migrate"; /* a harmless option in its place */
-    pgt_proc_spawn(&p, argv, NULL);
+    spawn(&p, argv);
     wait_text(file, "main:ready", 5000);
     wait_text(file, "grand:ready", 5000);
     cr_assert_eq(kill(p.pid, SIGUSR1), 0);
@@ -263,7 +292,7 @@ Test(super, exit_code_of_the_child_as_pid1, .timeout = 30)
     pgt_ns_require();
     struct pgt_proc p;
     const char *argv[] = {"--health-addr", "off", "--", CHILD, "raise", "TERM", NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     int rc = pgt_proc_wait(&p, 10000);
     cr_assert_eq(rc, 143, "exit %d, stderr:\n%s", rc, p.err);
     pgt_proc_free(&p);
@@ -304,9 +333,9 @@ static void cleanup_run(int as_pid1)
     const char *args[] = {"--health-addr", "off", "--", CHILD, "cleanup", file, NULL};
     const char *argv[] = {"pgentry", "--health-addr", "off", "--", CHILD, "cleanup", file, NULL};
     if (as_pid1)
-        pgt_ns_spawn(&p, args, NULL);
+        ns_spawn(&p, args);
     else
-        pgt_proc_spawn(&p, argv, NULL);
+        spawn(&p, argv);
     int rc = pgt_proc_wait(&p, 10000);
     cr_assert_eq(rc, 7, "exit %d, stderr:\n%s", rc, p.err);
     char *s = pgt_read_file(file);
@@ -337,7 +366,7 @@ Test(super, child_ignoring_term_is_killed_after_stop_timeout, .timeout = 30)
     scratch(dir, sizeof dir, file, sizeof file, "ignore");
     const char *argv[] = {
         "--health-addr", "off", "--stop-timeout", "1s", "--", CHILD, "ignore-term", file, NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     pid_t init = pgt_ns_init_pid(&p, 5000);
     wait_text(file, "ready", 5000);
     int64_t t0 = pgt_now_ms();
@@ -359,7 +388,7 @@ static void stop_before_command(int sig, int want)
     const char *argv[] = {"pgentry", "--health-addr",  "off", "--wait-tcp",
                           addr,      "--wait-timeout", "30s", "--",
                           CHILD,     "status",         file,  NULL};
-    pgt_proc_spawn(&p, argv, NULL);
+    spawn(&p, argv);
     wait_text(p.err_path, "waiting for dependency", 10000);
     cr_assert_eq(kill(p.pid, sig), 0);
     int rc = pgt_proc_wait(&p, 10000);
@@ -401,7 +430,7 @@ Test(super, signals_blocked_or_ignored_at_start_are_still_forwarded, .timeout = 
     const char *argv[] = {
         CHILD, "masked", PGT_PGENTRY_BIN, "--health-addr", "off", "--", CHILD, "signals", file,
         "0",   NULL};
-    pgt_proc_spawn(&p, argv, NULL);
+    spawn(&p, argv);
     wait_text(file, "ready", 5000);
     cr_assert_eq(kill(p.pid, SIGUSR2), 0);
     wait_text(file, "USR2", 5000);
@@ -485,7 +514,7 @@ Test(super, exec_as_pid1_warns_that_nothing_reaps, .timeout = 30)
     pgt_ns_require();
     struct pgt_proc p;
     const char *argv[] = {"--health-addr", "off", "--exec", "--", "/bin/sh", "-c", "echo $$", NULL};
-    pgt_ns_spawn(&p, argv, NULL);
+    ns_spawn(&p, argv);
     int rc = pgt_proc_wait(&p, 10000);
     cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
     cr_assert_str_eq(p.out, "1\n");
@@ -588,6 +617,8 @@ static void pty_spawn(struct pty_run *t, const char *const *argv)
     memset(t, 0, sizeof *t);
     t->pid = forkpty(&t->master, NULL, NULL, NULL);
     cr_assert(t->pid >= 0, "forkpty: %s", strerror(errno));
+    if (t->pid > 0 && nstarted < MAX_STARTED)
+        started[nstarted++] = t->pid;
     if (t->pid == 0) {
         sigset_t none;
         sigemptyset(&none);
@@ -680,6 +711,8 @@ Test(super, tty_ctrl_z_stops_the_job_and_fg_resumes_it, .timeout = 30)
     memset(&t, 0, sizeof t);
     t.pid = forkpty(&t.master, NULL, NULL, NULL);
     cr_assert(t.pid >= 0, "forkpty: %s", strerror(errno));
+    if (t.pid > 0 && nstarted < MAX_STARTED)
+        started[nstarted++] = t.pid;
     if (t.pid == 0)
         mini_shell(argv, report);
     pty_wait_text(&t, file, "parent_pgrp=", 10000);

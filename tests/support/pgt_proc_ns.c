@@ -2,6 +2,8 @@
 #include "pgt_proc_ns.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,4 +78,54 @@ long pgt_read_proc(const char *path, char *buf, size_t size)
     close(fd);
     buf[n] = '\0';
     return (long)n;
+}
+
+/* The parent of pid from /proc/pid/stat, or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    int ppid;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (pgt_read_proc(path, buf, sizeof buf) <= 0)
+        return -1;
+    char *p = strrchr(buf, ')');
+    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
+}
+
+#define KILL_TREE_MAX 4096
+
+void pgt_kill_tree(pid_t pid)
+{
+    static pid_t tree[KILL_TREE_MAX];
+    size_t n = 0;
+    tree[n++] = pid;
+    /* Add children of known members until a pass adds nothing. */
+    for (int changed = 1; changed && n < KILL_TREE_MAX;) {
+        changed = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        if (!d)
+            break;
+        while ((de = readdir(d)) != NULL && n < KILL_TREE_MAX) {
+            char *end;
+            long p = strtol(de->d_name, &end, 10);
+            int known = 0;
+            if (*end || p <= 0)
+                continue;
+            for (size_t i = 0; i < n && !known; i++)
+                known = tree[i] == (pid_t)p;
+            if (known)
+                continue;
+            pid_t pp = parent_of((pid_t)p);
+            for (size_t i = 0; i < n; i++)
+                if (tree[i] == pp) {
+                    tree[n++] = (pid_t)p;
+                    changed = 1;
+                    break;
+                }
+        }
+        closedir(d);
+    }
+    for (size_t i = 0; i < n; i++)
+        kill(tree[i], SIGKILL);
 }

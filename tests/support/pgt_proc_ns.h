@@ -20,6 +20,10 @@ void pgt_ns_spawn(struct pgt_proc *p, const char *const *argv, const char *const
  * timeout_ms for it to appear. Fails the test when it does not. */
 pid_t pgt_ns_init_pid(const struct pgt_proc *p, int timeout_ms);
 
+/* SIGKILL pid and every process below it (found through /proc): a test that fails halfway
+ * must not leave pgentry and its children running. */
+void pgt_kill_tree(pid_t pid);
+
 /* Read a /proc file (whose size reads as 0, so pgt_read_file sees nothing) into buf,
  * NUL-terminated. Returns the length, or -1 when it cannot be read (e.g. the process is gone). */
 long pgt_read_proc(const char *path, char *buf, size_t size);

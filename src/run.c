@@ -2,6 +2,7 @@
 #include "pgentry/run.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,6 @@ static void start_command(struct run *r)
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
         .state = &r->state,
-        .orig_mask = r->orig_mask,
     };
     r->state.phase = PGE_PHASE_STARTING;
     r->super = pge_super_new(r->loop, &so, on_super, r);
@@ -226,7 +226,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
             r->state.phase = PGE_PHASE_STOPPING;
     }
-    if (r->super && pge_super_pid(r->super) > 0) {
+    if (r->super && pge_super_active(r->super)) {
         pge_super_signal(r->super, signo);
         return;
     }
@@ -253,6 +253,10 @@ static void watch_signals(struct run *r)
 {
     static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
                                SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
+    sigset_t watched;
+    sigemptyset(&watched);
+    /* libev reaps on SIGCHLD: a CHLD blocked by whoever started us would leave zombies. */
+    sigaddset(&watched, SIGCHLD);
     signal(SIGPIPE, SIG_IGN);
     for (int s = 1; s < NSIG && r->nsigs < MAX_SIGNALS; s++) {
         int skipped = 0;
@@ -267,7 +271,11 @@ static void watch_signals(struct run *r)
         ev_signal_start(r->loop, w);
         /* Signal watchers must not keep the loop alive on their own. */
         ev_unref(r->loop);
+        sigaddset(&watched, s);
     }
+    /* A signal blocked when we were started would never reach a watcher, nor the child. */
+    if (pthread_sigmask(SIG_UNBLOCK, &watched, NULL) != 0)
+        pge_warn("could not unblock the forwarded signals");
 }
 
 static void unwatch_signals(struct run *r)
@@ -499,7 +507,6 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         struct pge_super_opts so = {
             .argv = cfg->command,
             .user = cfg->user,
-            .orig_mask = orig_mask,
         };
         char err[512];
         cleanup(&r);

@@ -13,15 +13,17 @@
 
 struct pge_super;
 
+/* COMMAND always starts with default dispositions and an EMPTY signal mask, whatever mask
+ * pgentry inherited: a signal left blocked in the child would turn every forwarded TERM into a
+ * SIGKILL after --stop-timeout, which is exactly what a supervisor is there to prevent. */
 struct pge_super_opts {
     char **argv;      /* COMMAND and arguments, NULL-terminated; borrowed */
-    const char *user; /* --user USER[:GROUP], or NULL */
+    const char *user; /* --user USER[:GROUP], or NULL; borrowed */
     int signal_group; /* forward to the child's process group */
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
-    struct pge_state *state;   /* app.* fields are kept up to date; may be NULL */
-    const sigset_t *orig_mask; /* the signal mask pgentry started with, restored in the child */
+    struct pge_state *state; /* app.* fields are kept up to date; may be NULL */
 };
 
 /* Called once, when the main child has exited and every remaining descendant has been dealt
@@ -38,20 +40,29 @@ int pge_super_init_process(void);
 struct pge_super *pge_super_new(struct ev_loop *loop, const struct pge_super_opts *opts,
                                 pge_super_cb cb, void *arg);
 
-/* Fork and exec COMMAND. Returns 0 (the outcome arrives through cb), or -1 with *out and a
- * one-line message in err when nothing could be started (the callback is not called). */
+/* Resolve --user (getpwnam/getgrnam/getgrouplist: blocking file or NSS I/O, done once here
+ * before anything is forked), then fork and exec COMMAND in its own process group; when
+ * stdin is our controlling terminal and we are in its foreground, COMMAND gets the
+ * foreground. Returns 0 (the outcome arrives through cb), or -1 with *out and a one-line
+ * message in err when nothing could be started (the callback is not called). */
 int pge_super_start(struct pge_super *s, struct pge_outcome *out, char *err, size_t errsize);
 
-/* A signal pgentry received while COMMAND runs: apply --rewrite, forward it; a stop signal
- * (TERM, INT, QUIT — as received) also starts the --stop-timeout after which the child's group
- * is killed. */
+/* A signal pgentry received while supervising: apply --rewrite, forward it (to the group with
+ * --signal-group). A stop signal (TERM, INT, QUIT as received, unless rewritten to 0) also
+ * starts --stop-timeout, after which the child's group is SIGKILLed. Once the main child has
+ * exited, signals are no longer forwarded (the remaining processes are being stopped). */
 void pge_super_signal(struct pge_super *s, int signo);
 
-/* The main child's pid, or 0. */
+/* Whether supervision is in progress: from pge_super_start until the callback has run
+ * (signals belong to the supervisor during that time). */
+int pge_super_active(const struct pge_super *s);
+
+/* The main child's pid while it runs, or 0. */
 pid_t pge_super_pid(const struct pge_super *s);
 
-/* --exec: replace the process with COMMAND (after --user). Returns only on failure, with the
- * outcome (NOT_FOUND, CANNOT_EXEC, CONFIG) and a message in err. */
+/* --exec: replace the process with COMMAND (after --user, default dispositions, empty mask).
+ * Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC, CONFIG) and a message in
+ * err. */
 struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, size_t errsize);
 
 /* Stop watching (children are left alone). NULL-safe. */

@@ -18,6 +18,7 @@
 #include "pgentry/migsql.h"
 #include "pgentry/pgq.h"
 #include "pgentry/sqlsplit.h"
+#include "pgentry/super.h"
 
 #define STOP_GRACE_MS    5000 /* cancel + rollback + unlock must fit in this after a stop */
 #define LOCK_POLL_MAX_MS 1000 /* lock polling slows down to this */
@@ -1099,20 +1100,8 @@ static void run_command(struct pge_migrate *m)
     pge_info("running migrate command under the migration lock",
              PGE_STR("command", m->o.migrate_cmd));
     fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = SIG_DFL;
-        for (int s = 1; s < NSIG; s++)
-            sigaction(s, &sa, NULL);
-        if (m->o.orig_mask)
-            sigprocmask(SIG_SETMASK, m->o.orig_mask, NULL);
-        setpgid(0, 0);
-        char *argv[] = {"/bin/sh", "-c", (char *)m->o.migrate_cmd, NULL};
-        execve("/bin/sh", argv, env);
-        _exit(127);
-    }
+    char *argv[] = {"/bin/sh", "-c", (char *)m->o.migrate_cmd, NULL};
+    pid_t pid = pge_super_spawn("/bin/sh", argv, env, m->o.orig_mask);
     int e = errno;
     free(url);
     free(env);
@@ -1121,7 +1110,6 @@ static void run_command(struct pge_migrate *m)
         abort_with(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
         return;
     }
-    setpgid(pid, pid);
     m->cmd_pid = pid;
     ev_child_init(&m->cmd_child, on_cmd_exit, pid, 0);
     m->cmd_child.data = m;

@@ -101,6 +101,7 @@ static void start_command(struct run *r)
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
         .state = &r->state,
+        .orig_mask = r->orig_mask,
     };
     r->state.phase = PGE_PHASE_STARTING;
     r->super = pge_super_new(r->loop, &so, on_super, r);
@@ -507,6 +508,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         struct pge_super_opts so = {
             .argv = cfg->command,
             .user = cfg->user,
+            .orig_mask = orig_mask,
         };
         char err[512];
         cleanup(&r);

@@ -126,8 +126,9 @@ static void child_exec(struct pge_super *s, int fd)
         (void)tcsetpgrp(s->tty_fd, getpid());
     if (s->have_creds && pge_creds_apply(&s->creds, &step) < 0)
         report_and_exit(fd, STAGE_USER, errno, step, 78);
+    /* The mask pgentry was started with, as a shell would hand it on (CONTRACT.md). */
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigprocmask(SIG_SETMASK, s->opts.orig_mask ? s->opts.orig_mask : &none, NULL);
     execvpe(s->opts.argv[0], s->opts.argv, s->envp ? s->envp : environ);
     int e = errno;
     report_and_exit(fd, STAGE_EXEC, e, NULL, e == ENOENT ? 127 : 126);
@@ -629,6 +630,29 @@ int pge_super_start(struct pge_super *s, struct pge_outcome *out, char *err, siz
     return 0;
 }
 
+pid_t pge_super_spawn(const char *path, char *const argv[], char *const envp[],
+                      const sigset_t *mask)
+{
+    sigset_t all, old, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        (void)setpgid(0, 0);
+        reset_dispositions();
+        sigprocmask(SIG_SETMASK, mask ? mask : &none, NULL);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid > 0 && setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+        pge_debug("setpgid", PGE_STR("error", strerror(errno)));
+    errno = e;
+    return pid;
+}
+
 static int rewrite(const struct pge_super *s, int signo)
 {
     for (size_t i = 0; i < s->opts.nrewrite; i++)
@@ -707,7 +731,7 @@ struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, 
     }
     reset_dispositions();
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigprocmask(SIG_SETMASK, opts->orig_mask ? opts->orig_mask : &none, NULL);
     execvp(opts->argv[0], opts->argv);
     return exec_failure(errno, opts->argv[0], err, errsize);
 }

@@ -406,18 +406,35 @@ Test(super, stop_signal_before_the_command_starts_is_128_plus_n, .timeout = 30)
 
 /* ---- the child's start ------------------------------------------------------------------- */
 
-Test(super, child_starts_with_empty_mask_and_no_ignored_signals, .timeout = 30)
+Test(super, child_starts_with_default_mask_and_no_ignored_signals, .timeout = 30)
 {
     char dir[256], file[320];
     struct pgt_proc p;
     scratch(dir, sizeof dir, file, sizeof file, "status");
-    /* pgentry itself starts with USR2 and INT blocked, HUP and QUIT ignored. */
+    /* Started normally (nothing blocked, nothing ignored): the child has the defaults, even
+     * though pgentry itself ignores SIGPIPE and handles every other signal. */
+    const char *argv[] = {PGT_PGENTRY_BIN, "--health-addr", "off", "--",
+                          CHILD,           "status",        file,  NULL};
+    int rc = pgt_run(&p, argv, NULL, 10000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert_eq(count_lines(file, "SigBlk:\t0000000000000000"), 1, "%s", pgt_read_file(file));
+    cr_assert_eq(count_lines(file, "SigIgn:\t0000000000000000"), 1, "%s", pgt_read_file(file));
+    pgt_proc_free(&p);
+}
+
+Test(super, child_gets_the_original_mask_and_default_dispositions, .timeout = 30)
+{
+    char dir[256], file[320];
+    struct pgt_proc p;
+    scratch(dir, sizeof dir, file, sizeof file, "status");
+    /* pgentry itself starts with USR2 and INT blocked, HUP and QUIT ignored: the child gets
+     * the same mask back (bits 1 and 11: INT and USR2), but nothing ignored. */
     const char *argv[] = {CHILD, "masked", PGT_PGENTRY_BIN, "--health-addr",
                           "off", "--",     CHILD,           "status",
                           file,  NULL};
     int rc = pgt_run(&p, argv, NULL, 10000);
     cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
-    cr_assert_eq(count_lines(file, "SigBlk:\t0000000000000000"), 1, "%s", pgt_read_file(file));
+    cr_assert_eq(count_lines(file, "SigBlk:\t0000000000000802"), 1, "%s", pgt_read_file(file));
     cr_assert_eq(count_lines(file, "SigIgn:\t0000000000000000"), 1, "%s", pgt_read_file(file));
     pgt_proc_free(&p);
 }

@@ -23,7 +23,9 @@ struct pge_super_opts {
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
-    struct pge_state *state; /* app.* fields are kept up to date; may be NULL */
+    struct pge_state *state;   /* app.* fields are kept up to date; may be NULL */
+    const sigset_t *orig_mask; /* the mask pgentry started with: COMMAND gets it back (NULL:
+                                * empty) */
 };
 
 /* Called once, when the main child has exited and every remaining descendant has been dealt
@@ -64,6 +66,13 @@ pid_t pge_super_pid(const struct pge_super *s);
  * Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC, CONFIG) and a message in
  * err. */
 struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, size_t errsize);
+
+/* Fork a helper process (such as --migrate-cmd) exactly as COMMAND is started: signals blocked
+ * across fork, its own process group, default dispositions, mask restored to mask (NULL:
+ * empty), then execve(path, argv, envp). Returns the pid, or -1 with errno; a failed exec
+ * exits 127. The caller watches the pid with its own ev_child watcher. */
+pid_t pge_super_spawn(const char *path, char *const argv[], char *const envp[],
+                      const sigset_t *mask);
 
 /* Stop watching (children are left alone). NULL-safe. */
 void pge_super_free(struct pge_super *s);

@@ -113,12 +113,11 @@ static const char *scrub(const char *src, char *dst, size_t size)
     size_t o = 0;
     while (*src && o + 1 < size) {
         size_t hit = 0;
+        /* The longest match: a secret that extends another must not leave its tail behind. */
         for (size_t i = 0; i < g_nsecrets; i++) {
             size_t n = strlen(g_secrets[i]);
-            if (strncmp(src, g_secrets[i], n) == 0) {
+            if (n > hit && strncmp(src, g_secrets[i], n) == 0)
                 hit = n;
-                break;
-            }
         }
         if (hit) {
             for (const char *r = "***"; *r && o + 1 < size; r++)

@@ -47,8 +47,12 @@ static size_t conninfo_value_len(const char *s)
             i++;
         return i;
     }
-    while (s[i] && !isspace((unsigned char)s[i]))
+    /* libpq honours backslash escapes in bare values too: "a\\ b" is one value. */
+    while (s[i] && !isspace((unsigned char)s[i])) {
+        if (s[i] == '\\' && s[i + 1])
+            i++;
         i++;
+    }
     return i;
 }
 
@@ -57,30 +61,69 @@ static int is_password_key(const char *k, size_t n)
     return n == 8 && strncasecmp(k, "password", 8) == 0;
 }
 
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A URL query key, percent-decoded as libpq does ("pass%77ord" is "password"). */
+static int is_url_password_key(const char *k, size_t n)
+{
+    char key[9];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int h, l;
+        if (o == sizeof key - 1)
+            return 0;
+        if (k[i] == '%' && i + 2 < n && (h = hexval(k[i + 1])) >= 0 &&
+            (l = hexval(k[i + 2])) >= 0) {
+            key[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            key[o++] = k[i];
+        }
+    }
+    return is_password_key(key, o);
+}
+
 /* Walk a URL, reporting the span of each password: userinfo after ':' and query
- * parameters named password. span(start, len, kind): kind 0 = raw URL text. */
+ * parameters named password. in_url: 0 conninfo value, 1 URL text (percent-encoded). */
 typedef void (*span_fn)(const char *start, size_t len, int in_url, void *arg);
+
+#define SPAN_REPORT_ONLY 2 /* in_url value: a password to report, inside a span already masked */
 
 static void url_spans(const char *in, size_t slen, span_fn fn, void *arg)
 {
     const char *auth = in + slen;
-    /* The authority ends at the first '/', '?' or '#'; userinfo ends at its last '@'. */
-    size_t alen = strcspn(auth, "/?#");
+    /* libpq looks for the user part up to the first '/' only: '?', '#' and ':' before the
+     * '@' belong to the password. Userinfo ends at the last '@' (libpq takes the first; hiding
+     * up to the last covers both readings). */
+    size_t alen = strcspn(auth, "/");
     const char *at = NULL;
     for (size_t i = 0; i < alen; i++)
         if (auth[i] == '@')
             at = auth + i;
     if (at) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        const char *first_at = memchr(auth, '@', alen);
         if (colon)
             fn(colon + 1, (size_t)(at - colon - 1), 1, arg);
+        /* libpq's own reading, for the scrubber only (the mask above already covers it). */
+        if (colon && colon < first_at && first_at != at)
+            fn(colon + 1, (size_t)(first_at - colon - 1), SPAN_REPORT_ONLY, arg);
     }
-    const char *q = strchr(auth + alen, '?');
+    /* The query starts after the user part; a value runs to the next '&' (no fragments). */
+    const char *q = strchr(at ? at + 1 : auth, '?');
     while (q) {
         const char *k = q + 1;
-        size_t klen = strcspn(k, "=&#");
-        const char *end = k + strcspn(k, "&#");
-        if (k[klen] == '=' && is_password_key(k, klen))
+        size_t klen = strcspn(k, "=&");
+        const char *end = k + strcspn(k, "&");
+        if (k[klen] == '=' && is_url_password_key(k, klen))
             fn(k + klen + 1, (size_t)(end - (k + klen + 1)), 1, arg);
         q = *end == '&' ? end : NULL;
     }
@@ -131,8 +174,8 @@ struct redact_ctx {
 static void redact_span(const char *start, size_t len, int in_url, void *arg)
 {
     struct redact_ctx *c = arg;
-    (void)in_url;
-    (void)len;
+    if (in_url == SPAN_REPORT_ONLY)
+        return;
     emit(c->o, c->cursor, (size_t)(start - c->cursor));
     emit(c->o, MASK, strlen(MASK));
     c->cursor = start + len;
@@ -155,16 +198,6 @@ struct each_ctx {
     void *arg;
 };
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static void each_span(const char *start, size_t len, int in_url, void *arg)
 {
     struct each_ctx *c = arg;
@@ -173,10 +206,12 @@ static void each_span(const char *start, size_t len, int in_url, void *arg)
         return;
     memcpy(raw, start, len);
     raw[len] = '\0';
-    if (!in_url && len >= 2 && raw[0] == '\'') {
-        /* Quoted conninfo value: drop the quotes and backslash escapes. */
+    if (!in_url) {
+        /* A conninfo value as libpq reads it: quotes dropped, backslash escapes undone
+         * (quoted or bare). */
+        int quoted = raw[0] == '\'';
         size_t o = 0;
-        for (size_t i = 1; i < len && raw[i] != '\''; i++) {
+        for (size_t i = quoted; i < len && !(quoted && raw[i] == '\''); i++) {
             if (raw[i] == '\\' && i + 1 < len)
                 i++;
             raw[o++] = raw[i];

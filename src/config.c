@@ -459,7 +459,7 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
         if (!v)
             continue;
         /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
-        if (v[0] == '\0' && options[i].kind != K_BOOL && options[i].kind != K_STR)
+        if (v[0] == '\0' && options[i].kind != K_BOOL)
             continue;
         r = apply(cfg, &options[i], v, 1, 1, err, errsize);
         if (r != PGE_CONFIG_OK)

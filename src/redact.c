@@ -117,8 +117,10 @@ static void url_spans(const char *in, size_t slen, span_fn fn, void *arg)
         if (colon && colon < first_at && first_at != at)
             fn(colon + 1, (size_t)(first_at - colon - 1), SPAN_REPORT_ONLY, arg);
     }
-    /* The query starts after the user part; a value runs to the next '&' (no fragments). */
-    const char *q = strchr(at ? at + 1 : auth, '?');
+    /* The query starts after libpq's user part (up to the first '@'), so it may overlap the
+     * span above; a value runs to the next '&' (no fragments). */
+    const char *first_at = at ? memchr(auth, '@', alen) : NULL;
+    const char *q = strchr(first_at ? first_at + 1 : auth, '?');
     while (q) {
         const char *k = q + 1;
         size_t klen = strcspn(k, "=&");
@@ -165,30 +167,62 @@ static void for_each_span(const char *in, span_fn fn, void *arg)
         conninfo_spans(in, fn, arg);
 }
 
-struct redact_ctx {
-    const char *in;
-    const char *cursor;
-    struct out *o;
+#define MAX_SPANS 16
+
+/* The spans to mask, in any order and possibly overlapping (a URL is read both ways). */
+struct span {
+    const char *start, *end;
 };
 
-static void redact_span(const char *start, size_t len, int in_url, void *arg)
+struct redact_ctx {
+    struct span spans[MAX_SPANS + 1];
+    size_t n;
+    const char *overflow; /* earliest span that did not fit: masked to the end of input */
+};
+
+static void collect_span(const char *start, size_t len, int in_url, void *arg)
 {
     struct redact_ctx *c = arg;
     if (in_url == SPAN_REPORT_ONLY)
         return;
-    emit(c->o, c->cursor, (size_t)(start - c->cursor));
-    emit(c->o, MASK, strlen(MASK));
-    c->cursor = start + len;
+    if (c->n == MAX_SPANS) {
+        if (!c->overflow || start < c->overflow)
+            c->overflow = start;
+        return;
+    }
+    c->spans[c->n++] = (struct span){start, start + len};
 }
 
 char *pge_redact(const char *in, char *out, size_t size)
 {
     struct out o = {out, size, 0};
-    struct redact_ctx c = {in, in, &o};
+    struct redact_ctx c = {.n = 0, .overflow = NULL};
+    const char *cursor = in;
+    int masked = 0;
     if (size == 0)
         return out;
-    for_each_span(in, redact_span, &c);
-    emit(&o, c.cursor, strlen(c.cursor));
+    for_each_span(in, collect_span, &c);
+    if (c.overflow)
+        c.spans[c.n++] = (struct span){c.overflow, in + strlen(in)};
+    /* In order of start; a span that overlaps or touches the previous mask extends it. */
+    for (size_t i = 1; i < c.n; i++)
+        for (size_t k = i; k > 0 && c.spans[k].start < c.spans[k - 1].start; k--) {
+            struct span t = c.spans[k];
+            c.spans[k] = c.spans[k - 1];
+            c.spans[k - 1] = t;
+        }
+    for (size_t i = 0; i < c.n; i++) {
+        if (masked && c.spans[i].start <= cursor) {
+            if (c.spans[i].end > cursor)
+                cursor = c.spans[i].end;
+            continue;
+        }
+        emit(&o, cursor, (size_t)(c.spans[i].start - cursor));
+        emit(&o, MASK, strlen(MASK));
+        cursor = c.spans[i].end;
+        masked = 1;
+    }
+    emit(&o, cursor, strlen(cursor));
     out[o.n] = '\0';
     return out;
 }
@@ -212,8 +246,9 @@ static void each_span(const char *start, size_t len, int in_url, void *arg)
         int quoted = raw[0] == '\'';
         size_t o = 0;
         for (size_t i = quoted; i < len && !(quoted && raw[i] == '\''); i++) {
-            if (raw[i] == '\\' && i + 1 < len)
-                i++;
+            /* A backslash takes the next byte literally; a trailing one is dropped. */
+            if (raw[i] == '\\' && ++i == len)
+                break;
             raw[o++] = raw[i];
         }
         raw[o] = '\0';

@@ -9,6 +9,7 @@
 
 #include "pgentry/backoff.h"
 #include "pgentry/parse.h"
+#include "pgentry/redact.h"
 
 enum kind {
     K_STR,
@@ -264,11 +265,13 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
             if (l2 > 0 || !from_env) {
                 int ok = o->kind == K_LIST_TCP ? valid_tcp(item) : valid_http(item);
                 if (!ok) {
+                    /* A mistyped URL may still carry credentials: never echo a password. */
+                    char shown[sizeof item];
                     set_err(err, errsize,
                             o->kind == K_LIST_TCP
                                 ? "%s: \"%s\" is not HOST:PORT (IPv6: [addr]:port)"
                                 : "%s: \"%s\" is not an http:// or https:// URL",
-                            name, item);
+                            name, pge_redact(item, shown, sizeof shown));
                     return PGE_CONFIG_USAGE;
                 }
                 if (list_add(list, n, item, l2) < 0) {
@@ -459,7 +462,7 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
         if (!v)
             continue;
         /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
-        if (v[0] == '\0' && options[i].kind != K_BOOL && options[i].kind != K_STR)
+        if (v[0] == '\0' && options[i].kind != K_BOOL)
             continue;
         r = apply(cfg, &options[i], v, 1, 1, err, errsize);
         if (r != PGE_CONFIG_OK)

@@ -169,7 +169,9 @@ int pge_dbparams_parse(struct pge_dbparams *out, const char *url, char **envp, c
         h->host = strdup(hn);
         h->port = strdup(pn[0] ? pn : "5432");
         h->hostaddr = na && addrs[i][0] ? strdup(addrs[i]) : NULL;
-        h->is_socket = hn[0] == '/' || hn[0] == '@';
+        /* libpq reads an empty entry ("host=a,,b") as its default socket directory: there is
+         * no name to resolve. With a hostaddr, the connection is TCP whatever host says. */
+        h->is_socket = !h->hostaddr && (hn[0] == '\0' || hn[0] == '/' || hn[0] == '@');
         out->nhosts++;
         if (!h->host || !h->port || (na && addrs[i][0] && !h->hostaddr))
             goto oom;

@@ -113,12 +113,11 @@ static const char *scrub(const char *src, char *dst, size_t size)
     size_t o = 0;
     while (*src && o + 1 < size) {
         size_t hit = 0;
+        /* The longest match: a secret that extends another must not leave its tail behind. */
         for (size_t i = 0; i < g_nsecrets; i++) {
             size_t n = strlen(g_secrets[i]);
-            if (strncmp(src, g_secrets[i], n) == 0) {
+            if (n > hit && strncmp(src, g_secrets[i], n) == 0)
                 hit = n;
-                break;
-            }
         }
         if (hit) {
             for (const char *r = "***"; *r && o + 1 < size; r++)
@@ -161,6 +160,38 @@ static void puts_(struct linebuf *l, const char *s)
     put(l, s, strlen(s));
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates), or 0 when p starts an invalid one. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
 static void put_json_string(struct linebuf *l, const char *s)
 {
     put(l, "\"", 1);
@@ -186,6 +217,16 @@ static void put_json_string(struct linebuf *l, const char *s)
             if (*p < 0x20 || *p == 0x7f) {
                 snprintf(esc, sizeof esc, "\\u%04x", *p);
                 put(l, esc, 6);
+            } else if (*p >= 0x80) {
+                /* Server messages may come in LATIN1 and values may be cut: JSON must stay
+                 * UTF-8, so a byte that starts no valid sequence becomes U+FFFD. */
+                size_t n = utf8_seq_len(p);
+                if (n == 0) {
+                    put(l, "\\ufffd", 6);
+                } else {
+                    put(l, (const char *)p, n);
+                    p += n - 1;
+                }
             } else {
                 put(l, (const char *)p, 1);
             }

@@ -76,8 +76,10 @@ static void *worker(void *arg)
             continue;
         }
         push(&off->done_head, &off->done_tail, job);
-        pthread_mutex_unlock(&off->mu);
+        /* Wake the loop before unlocking: once pge_offload_free() has taken the lock, no
+         * worker may touch the loop, which its owner may destroy right after. */
         ev_async_send(off->loop, &off->wake);
+        pthread_mutex_unlock(&off->mu);
     }
 }
 

@@ -94,8 +94,9 @@ const char *pge_parse_signal_name(int signo)
         "RTMIN+14", "RTMIN+15", "RTMAX-14", "RTMAX-13", "RTMAX-12", "RTMAX-11", "RTMAX-10",
         "RTMAX-9",  "RTMAX-8",  "RTMAX-7",  "RTMAX-6",  "RTMAX-5",  "RTMAX-4",  "RTMAX-3",
         "RTMAX-2",  "RTMAX-1",  "RTMAX"};
+    /* The canonical name comes first in the table: ABRT before its alias IOT, IO before POLL. */
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        if (signals[i].signo == signo && signals[i].signo != SIGIOT && signals[i].signo != SIGPOLL)
+        if (signals[i].signo == signo)
             return signals[i].name;
     if (signo >= SIGRTMIN && signo <= SIGRTMAX &&
         signo - SIGRTMIN < (int)(sizeof rt / sizeof rt[0]))

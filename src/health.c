@@ -83,7 +83,8 @@ struct pge_health {
     ev_io accept_io;
     ev_timer accept_pause;
     struct conn *pool;
-    struct conn *free_list;
+    struct conn *free_list;   /* slots used before and closed since */
+    unsigned never_used;      /* pool[never_used..] have not been touched yet */
     struct conn *head, *tail; /* open connections, least recently active first */
     unsigned nconns, max_conns;
     ev_tstamp idle_timeout, header_timeout, linger_timeout;
@@ -804,7 +805,10 @@ static void conn_open(struct pge_health *h, int fd)
     ev_tstamp now = ev_now(h->loop);
     int one = 1;
 
-    h->free_list = c->next;
+    if (c)
+        h->free_list = c->next;
+    else
+        c = &h->pool[h->never_used++];
     /* Small responses go out at once rather than waiting on Nagle and delayed ACKs. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->h = h;
@@ -995,10 +999,9 @@ struct pge_health *pge_health_new_opts(struct ev_loop *loop, const char *addr,
         snprintf(err, errsize, "health endpoint: out of memory");
         goto fail;
     }
-    for (unsigned i = h->max_conns; i-- > 0;) {
-        h->pool[i].next = h->free_list;
-        h->free_list = &h->pool[i];
-    }
+    /* No free list through the whole pool: that would touch a page of every slot. Unused
+     * slots are handed out in order, closed ones are reused first. */
+    h->never_used = 0;
     h->lfd = open_listener(&ss, sslen);
     if (h->lfd < 0) {
         snprintf(err, errsize, "health address %s: %s", addr, strerror(errno));

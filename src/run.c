@@ -14,6 +14,7 @@
 #include "pgentry/dbparams.h"
 #include "pgentry/health.h"
 #include "pgentry/log.h"
+#include "pgentry/memtrim.h"
 #include "pgentry/migfile.h"
 #include "pgentry/migrate.h"
 #include "pgentry/offload.h"
@@ -113,7 +114,11 @@ static void start_command(struct run *r)
     if (pge_super_start(r->super, &out, err, sizeof err) < 0) {
         pge_error(err);
         finish(r, out);
+        return;
     }
+    /* From here on pgentry only supervises: give back what the database work left behind. */
+    long kb = pge_memtrim_release();
+    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }
 
 static void on_migrated(void *arg, struct pge_outcome out)

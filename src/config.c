@@ -22,6 +22,7 @@ enum kind {
     K_FORMAT,
     K_HEALTH,
     K_MIGRATIONS,
+    K_URL, /* an http:// or https:// URL */
 };
 
 struct option {
@@ -47,7 +48,7 @@ static const struct option options[] = {
     {"wait-tcp", "PGENTRY_WAIT_TCP", K_LIST_TCP, OFF(wait_tcp)},
     {"wait-http", "PGENTRY_WAIT_HTTP", K_LIST_HTTP, OFF(wait_http)},
     {"health-addr", "PGENTRY_HEALTH_ADDR", K_HEALTH, OFF(health_addr)},
-    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_STR, OFF(app_health_url)},
+    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_URL, OFF(app_health_url)},
     {"exec", "PGENTRY_EXEC", K_BOOL, OFF(exec)},
     {"stop-timeout", "PGENTRY_STOP_TIMEOUT", K_DURATION, OFF(stop_timeout_ms)},
     {"signal-group", "PGENTRY_SIGNAL_GROUP", K_BOOL, OFF(signal_group)},
@@ -209,6 +210,20 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
         }
         *(const char **)(base + o->offset) = value[0] ? value : NULL;
         return PGE_CONFIG_OK;
+    case K_URL: {
+        char shown[1024];
+        if (value[0] == '\0' && from_env) {
+            *(const char **)(base + o->offset) = NULL;
+            return PGE_CONFIG_OK;
+        }
+        if (!valid_http(value)) {
+            set_err(err, errsize, "%s: \"%s\" is not an http:// or https:// URL", name,
+                    pge_redact(value, shown, sizeof shown));
+            return PGE_CONFIG_INVALID;
+        }
+        *(const char **)(base + o->offset) = value;
+        return PGE_CONFIG_OK;
+    }
     case K_MIGRATIONS:
         if (value[0] == '\0') {
             set_err(err, errsize, "%s needs a directory", name);
@@ -272,7 +287,8 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
                                 ? "%s: \"%s\" is not HOST:PORT (IPv6: [addr]:port)"
                                 : "%s: \"%s\" is not an http:// or https:// URL",
                             name, pge_redact(item, shown, sizeof shown));
-                    return PGE_CONFIG_USAGE;
+                    /* A malformed address is a configuration error (78), like a bad URL. */
+                    return PGE_CONFIG_INVALID;
                 }
                 if (list_add(list, n, item, l2) < 0) {
                     set_err(err, errsize, "out of memory");
@@ -349,7 +365,7 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
             set_err(err, errsize,
                     "%s: \"%s\" is not HOST:PORT (e.g. 0.0.0.0:8081, [::]:8081) or off", name,
                     value);
-            return PGE_CONFIG_USAGE;
+            return PGE_CONFIG_INVALID;
         }
         cfg->health_addr = value;
         return PGE_CONFIG_OK;

@@ -87,21 +87,20 @@ enum pge_pgerr_class pge_pgerr_classify(const char *sqlstate, const char *messag
 const char *pge_pgerr_explain(const char *sqlstate, int needs_password)
 {
     if (needs_password)
-        return "the server wants a password and none was given: put it in DATABASE_URL "
-               "(postgres://user:PASSWORD@host/db), PGPASSWORD or a .pgpass file";
+        return "put the password in DATABASE_URL (postgres://user:PASSWORD@host/db), PGPASSWORD "
+               "or a .pgpass file";
     if (!sqlstate)
-        return "PostgreSQL refused the connection";
+        return "PostgreSQL refused the connection: see the server's log for why";
     if (strcmp(sqlstate, "28P01") == 0)
-        return "password authentication failed: check the user and password in DATABASE_URL";
+        return "check the user and password in DATABASE_URL";
     if (strcmp(sqlstate, "28000") == 0)
-        return "the server does not accept this user from this host (no pg_hba.conf entry, or "
-               "the role does not exist): fix pg_hba.conf or the user name";
+        return "add a pg_hba.conf entry for this user and host, or fix the user name (the role "
+               "may not exist)";
     if (strcmp(sqlstate, "3D000") == 0)
-        return "the database does not exist: create it (createdb) or fix the database name in "
-               "DATABASE_URL";
+        return "create the database (createdb) or fix its name in DATABASE_URL";
     if (strcmp(sqlstate, "42501") == 0)
-        return "the user may not connect to this database: GRANT CONNECT or use another user";
-    return "PostgreSQL refused the connection";
+        return "GRANT CONNECT on the database to this user, or use another user";
+    return "PostgreSQL refused the connection: see the server's log for why";
 }
 
 const char *pge_pgerr_short(const char *message, char *buf, size_t size)

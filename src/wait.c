@@ -140,7 +140,7 @@ static void ready(struct dep *d)
 
 /* One attempt failed: decide whether to log, then retry, give up, or stop for good. */
 static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlstate,
-                   const char *message, int fatal_class)
+                   const char *message, const char *fix, int fatal_class)
 {
     struct pge_wait *w = d->w;
     int64_t now = now_ms();
@@ -153,7 +153,8 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
         const char *why = fatal_class == 1 ? "PostgreSQL refused the connection for good"
                                            : "the database connection cannot work as configured";
         pge_error(why, PGE_STR("dependency", d->name), PGE_STR("target", d->target),
-                  PGE_STR("sqlstate", sqlstate ? sqlstate : ""), PGE_STR("error", message));
+                  PGE_STR("sqlstate", sqlstate ? sqlstate : ""), PGE_STR("error", message),
+                  PGE_STR("fix", fix ? fix : ""));
         finish(w, fatal_class == 1 ? PGE_WAIT_REFUSED : PGE_WAIT_CONFIG);
         return;
     }
@@ -216,13 +217,12 @@ static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err)
         return;
     }
     int fatal = err->cls == PGE_PGERR_REFUSED ? 1 : err->cls == PGE_PGERR_CONFIG ? 2 : 0;
-    char message[700];
-    if (fatal)
-        snprintf(message, sizeof message, "%s (%s)", err->message,
-                 pge_pgerr_explain(err->sqlstate[0] ? err->sqlstate : NULL, err->needs_password));
-    else
-        snprintf(message, sizeof message, "%s", err->message);
-    failed(d, err->outcome, err->sqlstate, message, fatal);
+    const char *fix = NULL;
+    if (fatal == 1)
+        fix = pge_pgerr_explain(err->sqlstate[0] ? err->sqlstate : NULL, err->needs_password);
+    else if (fatal == 2)
+        fix = "correct the connection settings in DATABASE_URL";
+    failed(d, err->outcome, err->sqlstate, err->message, fix, fatal);
 }
 
 static void on_tcp(void *arg, int ok, enum pge_attempt_outcome o, const char *message)
@@ -233,7 +233,7 @@ static void on_tcp(void *arg, int ok, enum pge_attempt_outcome o, const char *me
     if (ok)
         ready(d);
     else
-        failed(d, o, NULL, message, 0);
+        failed(d, o, NULL, message, NULL, 0);
 }
 
 static void on_http(void *arg, int ok, long status, enum pge_attempt_outcome o, const char *message)
@@ -245,7 +245,7 @@ static void on_http(void *arg, int ok, long status, enum pge_attempt_outcome o, 
     if (ok)
         ready(d);
     else
-        failed(d, o, NULL, message, 0);
+        failed(d, o, NULL, message, NULL, 0);
 }
 
 static void start_attempt(struct dep *d)

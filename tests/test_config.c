@@ -525,13 +525,13 @@ static const struct error_case error_cases[] = {
     {ARGS("--exec=1", "app"), NONE, PGE_CONFIG_USAGE, "--exec takes no value"},
     {NONE, ARGS("PGENTRY_NO_MIGRATE=maybe"), PGE_CONFIG_USAGE,
      "PGENTRY_NO_MIGRATE=maybe is not a boolean"},
-    {ARGS("--wait-tcp", "redis"), NONE, PGE_CONFIG_USAGE, "\"redis\" is not HOST:PORT"},
-    {ARGS("--wait-tcp", ":6379"), NONE, PGE_CONFIG_USAGE, "\":6379\" is not HOST:PORT"},
-    {ARGS("--wait-tcp", "::1:80"), NONE, PGE_CONFIG_USAGE, "[addr]:port"},
-    {ARGS("--wait-tcp", ""), NONE, PGE_CONFIG_USAGE, "\"\" is not HOST:PORT"},
-    {NONE, ARGS("PGENTRY_WAIT_TCP=a:1,b"), PGE_CONFIG_USAGE, "PGENTRY_WAIT_TCP: \"b\""},
-    {ARGS("--wait-http", "ftp://x/"), NONE, PGE_CONFIG_USAGE, "not an http:// or https:// URL"},
-    {ARGS("--wait-http", "http://"), NONE, PGE_CONFIG_USAGE, "not an http:// or https:// URL"},
+    {ARGS("--wait-tcp", "redis"), NONE, PGE_CONFIG_INVALID, "\"redis\" is not HOST:PORT"},
+    {ARGS("--wait-tcp", ":6379"), NONE, PGE_CONFIG_INVALID, "\":6379\" is not HOST:PORT"},
+    {ARGS("--wait-tcp", "::1:80"), NONE, PGE_CONFIG_INVALID, "[addr]:port"},
+    {ARGS("--wait-tcp", ""), NONE, PGE_CONFIG_INVALID, "\"\" is not HOST:PORT"},
+    {NONE, ARGS("PGENTRY_WAIT_TCP=a:1,b"), PGE_CONFIG_INVALID, "PGENTRY_WAIT_TCP: \"b\""},
+    {ARGS("--wait-http", "ftp://x/"), NONE, PGE_CONFIG_INVALID, "not an http:// or https:// URL"},
+    {ARGS("--wait-http", "http://"), NONE, PGE_CONFIG_INVALID, "not an http:// or https:// URL"},
     {ARGS("--rewrite", "TERM"), NONE, PGE_CONFIG_USAGE, "\"TERM\" is not FROM:TO"},
     {ARGS("--rewrite", "FOO:TERM"), NONE, PGE_CONFIG_USAGE, "unknown signal in \"FOO:TERM\""},
     {ARGS("--rewrite", "0:TERM"), NONE, PGE_CONFIG_USAGE, "unknown signal in \"0:TERM\""},
@@ -539,7 +539,9 @@ static const struct error_case error_cases[] = {
      "PGENTRY_REWRITE: unknown signal in \"INT:NOPE\""},
     {ARGS("--log-level", "verbose"), NONE, PGE_CONFIG_USAGE, "unknown level \"verbose\""},
     {ARGS("--log-format", "xml"), NONE, PGE_CONFIG_USAGE, "unknown format \"xml\""},
-    {ARGS("--health-addr", "8081"), NONE, PGE_CONFIG_USAGE, "\"8081\" is not HOST:PORT"},
+    {ARGS("--health-addr", "8081"), NONE, PGE_CONFIG_INVALID, "\"8081\" is not HOST:PORT"},
+    {ARGS("--app-health-url", "localhost:8000/health"), NONE, PGE_CONFIG_INVALID,
+     "\"localhost:8000/health\" is not an http:// or https:// URL"},
     {ARGS("--database-url="), NONE, PGE_CONFIG_USAGE, "--database-url needs a value"},
     {ARGS("--migrations", ""), NONE, PGE_CONFIG_USAGE, "--migrations needs a directory"},
     {ARGS("downgrade"), NONE, PGE_CONFIG_USAGE, "downgrade needs a target"},
@@ -629,11 +631,12 @@ Test(config, messages_never_show_a_password, .timeout = 10)
     } cases[] = {
         {ARGS("--wait-http", "htp://user:Sup3rSecret@api/health"), NONE},
         {NONE, ARGS("PGENTRY_WAIT_HTTP=http://a/h,htps://user:Sup3rSecret@api/health")},
+        {ARGS("--app-health-url", "htp://user:Sup3rSecret@localhost/health"), NONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct run r;
         run(&r, cases[i].args, cases[i].env);
-        cr_assert_eq(r.r, PGE_CONFIG_USAGE, "case %zu", i);
+        cr_assert_eq(r.r, PGE_CONFIG_INVALID, "case %zu", i);
         cr_assert_null(strstr(r.err, "Sup3rSecret"), "case %zu: %s", i, r.err);
         pge_config_free(&r.cfg);
     }

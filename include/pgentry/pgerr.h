@@ -23,8 +23,8 @@ int pge_pgerr_sqlstate(const char *message, char out[6]);
 enum pge_pgerr_class pge_pgerr_classify(const char *sqlstate, const char *message,
                                         int needs_password, enum pge_attempt_outcome *outcome);
 
-/* A one-line explanation and fix for a failure that will not go away by waiting, e.g.
- * "password authentication failed: check the password in DATABASE_URL". Static storage. */
+/* What to do about a failure that will not go away by waiting, one line, e.g. "check the user
+ * and password in DATABASE_URL" (the server's own message says what happened). Static. */
 const char *pge_pgerr_explain(const char *sqlstate, int needs_password);
 
 /* The last line of a libpq message, without the "connection to server … failed: " prefix,

@@ -15,8 +15,8 @@ struct pge_dbhost {
 
 /* Plain data owned by the caller; release with pge_dbparams_free(). */
 struct pge_dbparams {
-    char **keywords; /* every explicitly set option except host/hostaddr/port, NULL-terminated */
-    char **values;
+    char **keywords; /* every explicitly set option except host/hostaddr/port: n of them, */
+    char **values;   /* NULL-terminated when n > 0, NULL when n == 0 */
     size_t n;
     struct pge_dbhost hosts[PGE_DBPARAMS_MAX_HOSTS];
     size_t nhosts;

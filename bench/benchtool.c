@@ -6,6 +6,10 @@
  *                                      start_ns end_ns status utime_us stime_us maxrss_kib
  *                                      (monotonic ns around fork+exec and wait4; rusage of CMD
  *                                      and every descendant it reaped); exit with CMD's status
+ *   benchtool runmem FILE -- CMD [ARG...]
+ *                                      as run, also sampling /proc/PID/status every ms and
+ *                                      appending the peak RssAnon and RssFile seen (KiB): the
+ *                                      private memory apart from shared library pages
  *   benchtool clock                    print "REALTIME_NS MONOTONIC_NS" read back to back
  *                                      (to place wall-clock log timestamps on the monotonic axis)
  *   benchtool ping HOST PORT FILE [INTERVAL_US]
@@ -59,7 +63,25 @@ static int cmd_stamp(const char *path)
     return append_line(path, buf) == 0 ? 0 : 1;
 }
 
-static int cmd_run(const char *path, char **argv)
+/* The RssAnon and RssFile of pid (KiB), raising *anon and *file to them. */
+static void sample_rss(pid_t pid, long *anon, long *file)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        long v;
+        if (sscanf(line, "RssAnon: %ld", &v) == 1 && v > *anon)
+            *anon = v;
+        else if (sscanf(line, "RssFile: %ld", &v) == 1 && v > *file)
+            *file = v;
+    }
+    fclose(f);
+}
+
+static int cmd_run(const char *path, char **argv, int mem)
 {
     int64_t t0 = now_ns(CLOCK_MONOTONIC);
     pid_t pid = fork();
@@ -74,18 +96,30 @@ static int cmd_run(const char *path, char **argv)
     }
     int status;
     struct rusage ru;
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR) {
+    long anon = 0, file = 0;
+    for (;;) {
+        pid_t r = wait4(pid, &status, mem ? WNOHANG : 0, &ru);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
             perror("wait4");
             return 70;
+        }
+        if (r == 0) {
+            sample_rss(pid, &anon, &file);
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};
+            nanosleep(&ts, NULL);
         }
     }
     int64_t t1 = now_ns(CLOCK_MONOTONIC);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     char buf[256];
-    snprintf(buf, sizeof buf, "%lld %lld %d %lld %lld %ld\n", (long long)t0, (long long)t1, code,
-             (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
-             (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss);
+    int n = snprintf(buf, sizeof buf, "%lld %lld %d %lld %lld %ld", (long long)t0, (long long)t1,
+                     code, (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,
+                     (long long)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss);
+    if (mem)
+        snprintf(buf + n, sizeof buf - (size_t)n, " %ld %ld", anon, file);
+    strcat(buf, "\n");
     if (append_line(path, buf) < 0)
         return 70;
     return code;
@@ -169,12 +203,14 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "stamp") == 0)
         return cmd_stamp(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "run") == 0 && strcmp(argv[3], "--") == 0)
-        return cmd_run(argv[2], argv + 4);
+        return cmd_run(argv[2], argv + 4, 0);
+    if (argc >= 5 && strcmp(argv[1], "runmem") == 0 && strcmp(argv[3], "--") == 0)
+        return cmd_run(argv[2], argv + 4, 1);
     if (argc == 2 && strcmp(argv[1], "clock") == 0)
         return cmd_clock();
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "ping") == 0)
         return cmd_ping(argv[2], argv[3], argv[4], argc == 6 ? atol(argv[5]) : 1000);
-    fprintf(stderr, "usage: benchtool stamp FILE | run FILE -- CMD [ARG...] | clock |"
+    fprintf(stderr, "usage: benchtool stamp FILE | run|runmem FILE -- CMD [ARG...] | clock |"
                     " ping HOST PORT FILE [INTERVAL_US]\n");
     return 64;
 }

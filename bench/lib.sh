@@ -114,7 +114,11 @@ bench_bg() {
 
 bench_summary() { "$BENCH_PY" "$BENCH_HERE/stats.py" summary "$@"; }
 bench_ratio() { "$BENCH_PY" "$BENCH_HERE/stats.py" ratio "$@"; }
-bench_table() { "$BENCH_PY" "$BENCH_HERE/stats.py" table "$@"; }
+bench_table() {
+    "$BENCH_PY" "$BENCH_HERE/stats.py" table "$@"
+    echo
+    bench_load
+}
 
 bench_section() {
     printf '\n== %s ==\n' "$*"
@@ -135,4 +139,10 @@ bench_machine() {
     printf 'kernel: %s\n' "$(uname -r)"
     printf 'postgresql: %s\n' "$("$(pg_bindir)/postgres" --version)"
     printf 'pgentry: %s (%s)\n' "$("$PGENTRY" --version)" "$PGENTRY"
+    bench_load
+}
+
+# The load average: other work on the machine skews every number, so say how busy it was.
+bench_load() {
+    printf 'load average (1/5/15 min): %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 }

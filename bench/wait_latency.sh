@@ -59,7 +59,7 @@ for ((i = 1; i <= RUNS; i++)); do
     mkdir -p "$run"
     pids=()
     bench_bg "$BT" run "$run/pgentry" -- "$PGENTRY" wait --database-url "$url" --health-addr off \
-        --wait-timeout 60s --log-level warn
+        --wait-timeout 60s
     pids+=("$BG_PID")
     bench_bg "$BT" run "$run/psql" -- timeout 60 bash -c \
         'until psql "$1" -c "select 1" >/dev/null 2>&1; do sleep 2; done' _ "$url"

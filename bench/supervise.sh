@@ -12,6 +12,9 @@
 #               when perf can trace) and context switches (/proc/PID/task/*/status, always),
 #               scaled to a minute
 #   size        size of the binary on disk (pgentry: stripped Release build)
+# The idle columns also have a row "pgentry+db": the run that matters in production, after
+# waiting for a throwaway PostgreSQL (SCRAM), migrating it and closing the connection, with the
+# health endpoint on.
 # Usage: bench/supervise.sh   (env: SIGNALS=1000 ORPHANS=1000 IDLE_SECONDS=60 BENCH_DIR=build-bench)
 set -euo pipefail
 
@@ -45,7 +48,9 @@ declare -A BINARY=(
 declare -A LAT REAP RSS ANON PSS SYSC CSW SIZE
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
+. scripts/lib/pg.sh
+trap 'pg_stop "$tmp/pg"; rm -rf "$tmp"' EXIT
 
 # ---- forwarding latency ----------------------------------------------------------------------
 for n in "${NAMES[@]}"; do
@@ -76,6 +81,15 @@ for n in "${NAMES[@]}"; do
   "${pre[@]}" sleep 100000 >/dev/null 2>&1 &
   PID[$n]=$!
 done
+pg_init "$tmp/pg" "$(pg_free_port)" bench-pw
+pg_start "$tmp/pg"
+DATABASE_URL=$(pg_url "$tmp/pg") "$PGENTRY" --migrations migrations --log-level warn \
+  --health-addr "127.0.0.1:$(pg_free_port)" -- sleep 100000 >/dev/null 2>&1 &
+PID[pgentry+db]=$!
+BINARY[pgentry+db]="$DIR/pgentry.stripped"
+LAT[pgentry+db]="-"
+REAP[pgentry+db]="-"
+NAMES=(pgentry pgentry+db tini dumb-init catatonit)
 sleep 2
 perf_ok=0
 if perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then perf_ok=1; fi

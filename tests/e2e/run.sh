@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-SCENARIOS=(image pod stop late-db bad-password alembic kube-init kube-replicas compose)
+SCENARIOS=(docs image pod stop late-db bad-password alembic kube-init kube-replicas compose)
 
 if [ "$(id -u)" != 0 ]; then
     echo "e2e: must run as root (podman here needs it)" >&2
@@ -242,6 +242,23 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Scenarios
 
+# docs/containers.md shows the tested files: each block opening with "# from PATH" must be a
+# contiguous excerpt of PATH.
+scenario_docs() {
+    local out
+    out=$(python3 - docs/containers.md <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"^```[a-z]*\n# from (\S+)\n(.*?)^```", text, re.M | re.S)
+bad = [p for p, body in blocks if body not in open(p).read()]
+print(len(blocks), " ".join(bad))
+PY
+    )
+    [ "${out#* }" = "" ] || fail "snippets not found verbatim in: ${out#* }"
+    [ "${out%% *}" -ge 5 ] || fail "only ${out%% *} snippets checked"
+    ok "${out%% *} snippets in docs/containers.md are verbatim excerpts of the tested files"
+}
+
 # The images: the contract of docker/Dockerfile.
 scenario_image() {
     local cfg hc out
@@ -419,6 +436,22 @@ scenario_alembic() {
     wait_for 60 "restarted app answers" http_ok "$app" GET http://127.0.0.1:8000/health
     [ "$(logs "$app" | grep -c 'Running upgrade  -> 0001')" = 1 ] || fail "0001 ran twice"
     ok "restart: Alembic found nothing to do, app serves again"
+
+    # Leaving Alembic (docs/containers.md): stamp once, then pgentry's own migrations take over.
+    pm stop -t 15 "$app" >/dev/null
+    local out
+    out=$(pm run --rm --pod "$run-alembic" --label "pgentry-e2e=$run" --entrypoint pgentry \
+        -e DATABASE_URL="postgres://app:$password@127.0.0.1:5432/app" "$app_image" stamp head 2>&1) ||
+        fail "pgentry stamp head failed: $out"
+    [ "$(sql "$pg" app 'SELECT version FROM pgentry_migrations')" = 1 ] || fail "stamp recorded nothing"
+    ok "pgentry stamp head: 0001 recorded as applied, no SQL run"
+    start_app "$run-alembic" "$run-alembic-next" "$app_image"
+    wait_for 60 "the plain image answers" http_ok "$run-alembic-next" GET http://127.0.0.1:8000/health
+    keep_logs "$run-alembic-next"
+    grep -q 'database is up to date' "$logdir/$run-alembic-next.log" || fail "no 'up to date' line"
+    if grep -q 'migration applied' "$logdir/$run-alembic-next.log"; then fail "0001 ran again"; fi
+    [ "$(sql "$pg" app 'SELECT count(*) FROM meetings')" = 1 ] || fail "the data is gone"
+    ok "the image without Alembic starts on that database: nothing re-applied, data kept"
 }
 
 # Kubernetes with an init container: podman kube play compose/kubernetes.yaml.

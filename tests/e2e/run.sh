@@ -200,7 +200,7 @@ make_kube_secret() {
 # are played unchanged except for restartPolicy: OnFailure on the pod template.
 kube_play() {
     sed 's/^    spec:$/    spec:\n      restartPolicy: OnFailure/' "$1" |
-        timeout 180 podman kube play --network "$2" - >"$logdir/kube-play-$(basename "$1").log" 2>&1 ||
+        timeout 180 podman kube play --replace --network "$2" - >"$logdir/kube-play-$(basename "$1").log" 2>&1 ||
         {
             grep -v systemd "$logdir/kube-play-$(basename "$1").log" >&2
             fail "podman kube play $1 failed"
@@ -580,7 +580,7 @@ for s in "${want[@]}"; do
     }
 done
 
-echo "== e2e: podman $(podman version --format '{{.Client.Version}}'), run $run, logs in $logdir"
+echo "== e2e: podman $(podman version --format '{{.Client.Version}}'), run $run (container logs kept in $logdir on failure)"
 t0=$SECONDS
 tests/e2e/images.sh
 echo "== images ready in $((SECONDS - t0))s"
@@ -604,11 +604,15 @@ for s in "${want[@]}"; do
     else
         failed=$((failed + 1))
         results+=("$(printf 'FAIL  %-14s %4ss' "$s" $((SECONDS - t)))")
-        echo "   (container logs of this run: $logdir)"
     fi
 done
 
 echo "== summary (total $((SECONDS - t0))s)"
 printf '   %s\n' "${results[@]}"
 echo "e2e: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+if [ "$failed" = 0 ]; then
+    rm -rf "$logdir"
+else
+    echo "e2e: container logs kept in $logdir" >&2
+    exit 1
+fi

@@ -28,8 +28,9 @@ uint64_t pge_backoff_random(struct pge_backoff *b)
     return z ^ (z >> 31);
 }
 
-enum pge_backoff_verdict pge_backoff_next(struct pge_backoff *b, int64_t now_ms,
-                                          int64_t deadline_ms, int64_t *delay_ms)
+enum pge_backoff_verdict pge_backoff_next_clamped(struct pge_backoff *b, int64_t now_ms,
+                                                  int64_t deadline_ms, int64_t floor_ms,
+                                                  int64_t ceil_ms, int64_t *delay_ms)
 {
     int64_t ceiling = b->initial_ms;
     for (unsigned i = 0; i < b->attempt && ceiling < b->max_ms; i++)
@@ -39,6 +40,10 @@ enum pge_backoff_verdict pge_backoff_next(struct pge_backoff *b, int64_t now_ms,
     int64_t delay = 1 + (int64_t)(pge_backoff_random(b) % (uint64_t)ceiling);
     if (b->attempt < 64)
         b->attempt++;
+    if (delay > ceil_ms)
+        delay = ceil_ms < 1 ? 1 : ceil_ms;
+    if (delay < floor_ms)
+        delay = floor_ms;
 
     *delay_ms = delay;
     if (deadline_ms <= 0)
@@ -53,4 +58,10 @@ enum pge_backoff_verdict pge_backoff_next(struct pge_backoff *b, int64_t now_ms,
         return PGE_BACKOFF_FINAL;
     }
     return PGE_BACKOFF_RETRY;
+}
+
+enum pge_backoff_verdict pge_backoff_next(struct pge_backoff *b, int64_t now_ms,
+                                          int64_t deadline_ms, int64_t *delay_ms)
+{
+    return pge_backoff_next_clamped(b, now_ms, deadline_ms, 0, INT64_MAX, delay_ms);
 }

@@ -628,7 +628,7 @@ const char *pge_config_help(void)
            "  --wait-timeout DUR        PGENTRY_WAIT_TIMEOUT     give up waiting (60s; 0 = never)\n"
            "  --connect-timeout DUR     PGENTRY_CONNECT_TIMEOUT  one attempt (5s)\n"
            "  --backoff-initial DUR     PGENTRY_BACKOFF_INITIAL  first retry ceiling (10ms)\n"
-           "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (50ms)\n"
+           "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (40ms)\n"
            "  --wait-tcp HOST:PORT      PGENTRY_WAIT_TCP   also wait for a TCP listener (repeat)\n"
            "  --wait-http URL           PGENTRY_WAIT_HTTP  also wait for a 2xx (repeat)\n"
            "\n"

@@ -15,8 +15,12 @@
 #define ADDRS_PER_HOST 4
 #define MAX_ENTRIES    (PGE_DBPARAMS_MAX_HOSTS * ADDRS_PER_HOST)
 
-/* Proves the server accepts work and may be written to. */
-#define CHECK_SQL "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+/* Proves the server accepts work and may be written to. PostgreSQL 14 and later report
+ * in_hot_standby and default_transaction_read_only at connection start, so a trivial query is
+ * proof enough there (and cheap on a server that just started, with cold catalog caches);
+ * older servers are asked. */
+#define CHECK_SQL       "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+#define CHECK_SQL_LIGHT "SELECT 1"
 
 enum step { S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
 
@@ -180,8 +184,14 @@ static void on_check(void *arg, PGresult *res)
         c->cb(c->arg, NULL, &e);
         return;
     }
-    int recovery = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    int readonly = strcmp(PQgetvalue(res, 0, 1), "on") == 0;
+    int recovery, readonly;
+    if (PQnfields(res) == 2) {
+        recovery = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        readonly = strcmp(PQgetvalue(res, 0, 1), "on") == 0;
+    } else {
+        recovery = strcmp(PQparameterStatus(c->conn, "in_hot_standby"), "on") == 0;
+        readonly = strcmp(PQparameterStatus(c->conn, "default_transaction_read_only"), "on") == 0;
+    }
     PQclear(res);
     if (recovery || readonly) {
         fail(c, PGE_ATTEMPT_STANDBY,
@@ -200,7 +210,10 @@ static void start_check(struct pge_pgconn *c)
     ev_io_stop(c->loop, &c->io);
     pge_pgconn_quiet_notices(c->conn);
     c->q = pge_pgq_new(c->loop, c->conn);
-    if (!c->q || pge_pgq_send(c->q, CHECK_SQL, -1, NULL, on_check, c) < 0) {
+    const char *hs = PQparameterStatus(c->conn, "in_hot_standby");
+    const char *ro = PQparameterStatus(c->conn, "default_transaction_read_only");
+    const char *sql = hs && ro ? CHECK_SQL_LIGHT : CHECK_SQL;
+    if (!c->q || pge_pgq_send(c->q, sql, -1, NULL, on_check, c) < 0) {
         fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
         return;
     }

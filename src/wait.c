@@ -1,6 +1,7 @@
 /* Wait for every dependency at once (PostgreSQL, TCP, HTTP) with backoff and one deadline. */
 #include "pgentry/wait.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 
 #define MAX_DEPS         64
 #define FIRST_REPEAT_LOG 1000 /* ms before repeating an unchanged failure */
+#define STARTING_FAST_MS 2000 /* 57P03 is retried quickly this long */
+#define STARTING_CEIL_MS 5
+#define COSTLY_FLOOR_MS  100
 #define MAX_REPEAT_LOG   30000
 
 enum dep_kind { DEP_POSTGRES, DEP_TCP, DEP_HTTP };
@@ -35,8 +39,11 @@ struct dep {
     struct pge_pgconn *pg;
     struct pge_tcpprobe *tcp;
     struct pge_httpprobe *http;
-    PGconn *conn;       /* kept from a successful PostgreSQL attempt */
-    char last_sig[600]; /* outcome + sqlstate + message of the last failure */
+    PGconn *conn;               /* kept from a successful PostgreSQL attempt */
+    struct pge_tcpprobe *knock; /* PostgreSQL: a bare connect() first while the port is closed */
+    enum pge_attempt_outcome last_outcome;
+    int64_t streak_since_ms; /* when last_outcome was first seen in a row */
+    char last_sig[600];      /* outcome + sqlstate + message of the last failure */
     int64_t last_log_ms;
     int64_t log_every_ms;
 };
@@ -71,8 +78,32 @@ static void stop_dep(struct dep *d)
     d->pg = NULL;
     pge_tcpprobe_free(d->tcp);
     d->tcp = NULL;
+    pge_tcpprobe_free(d->knock);
+    d->knock = NULL;
     pge_httpprobe_free(d->http);
     d->http = NULL;
+}
+
+void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_t *floor_ms,
+                     int64_t *ceil_ms)
+{
+    *floor_ms = 0;
+    *ceil_ms = INT64_MAX;
+    switch (outcome) {
+    case PGE_ATTEMPT_STARTING:
+        if (streak_ms < STARTING_FAST_MS)
+            *ceil_ms = STARTING_CEIL_MS;
+        break;
+    case PGE_ATTEMPT_DNS:
+    case PGE_ATTEMPT_TOO_MANY:
+    case PGE_ATTEMPT_STANDBY:
+    case PGE_ATTEMPT_HTTP_STATUS:
+    case PGE_ATTEMPT_OTHER:
+        *floor_ms = COSTLY_FLOOR_MS;
+        break;
+    default:
+        break;
+    }
 }
 
 static void finish(struct pge_wait *w, enum pge_wait_result r)
@@ -95,6 +126,9 @@ static void finish(struct pge_wait *w, enum pge_wait_result r)
 }
 
 static void start_attempt(struct dep *d);
+static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlstate,
+                   const char *message, const char *fix, int fatal_class);
+static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err);
 
 static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -159,7 +193,14 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
         return;
     }
 
-    enum pge_backoff_verdict v = pge_backoff_next(&d->backoff, now, w->deadline_ms, &delay);
+    if (o != d->last_outcome || d->attempts == 1) {
+        d->last_outcome = o;
+        d->streak_since_ms = now;
+    }
+    int64_t floor_ms, ceil_ms;
+    pge_wait_pacing(o, now - d->streak_since_ms, &floor_ms, &ceil_ms);
+    enum pge_backoff_verdict v =
+        pge_backoff_next_clamped(&d->backoff, now, w->deadline_ms, floor_ms, ceil_ms, &delay);
     if (v == PGE_BACKOFF_EXPIRED) {
         pge_error("gave up waiting: dependency not ready before --wait-timeout",
                   PGE_STR("dependency", d->name), PGE_STR("target", d->target),
@@ -248,12 +289,52 @@ static void on_http(void *arg, int ok, long status, enum pge_attempt_outcome o, 
         failed(d, o, NULL, message, NULL, 0);
 }
 
+/* The port accepted a bare connection: now the real attempt, in the same breath. */
+static void on_knock(void *arg, int ok, enum pge_attempt_outcome o, const char *message)
+{
+    struct dep *d = arg;
+    struct pge_wait *w = d->w;
+    pge_tcpprobe_free(d->knock);
+    d->knock = NULL;
+    if (!ok) {
+        /* Say it as libpq would, so an unchanged failure stays one log line. */
+        const char *colon = strrchr(message, ':');
+        failed(d, o, NULL, colon && colon[1] == ' ' ? colon + 2 : message, NULL, 0);
+        return;
+    }
+    d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);
+    if (!d->pg) {
+        pge_error("could not start a dependency check (out of memory)",
+                  PGE_STR("dependency", d->name));
+        w->kick_result = PGE_WAIT_INTERNAL;
+        ev_timer_start(w->loop, &w->kick);
+    }
+}
+
+/* While nothing listens, a bare connect() (tens of microseconds) tells as much as a libpq
+ * attempt (hundreds): it lets pgentry look often without burning CPU. Only for one TCP host,
+ * the common container case. */
+static int knock_first(const struct dep *d)
+{
+    const struct pge_dbparams *p = d->db;
+    return d->last_outcome == PGE_ATTEMPT_REFUSED && d->attempts > 1 && p->nhosts == 1 &&
+           !p->hosts[0].is_socket && !p->uses_service;
+}
+
 static void start_attempt(struct dep *d)
 {
     struct pge_wait *w = d->w;
     d->attempts++;
     switch (d->kind) {
     case DEP_POSTGRES:
+        if (knock_first(d)) {
+            const struct pge_dbhost *h = &d->db->hosts[0];
+            d->knock = pge_tcpprobe_start(w->loop, w->off, h->hostaddr ? h->hostaddr : h->host,
+                                          atoi(h->port), w->opts.connect_timeout_ms, on_knock, d);
+            if (!d->knock)
+                goto oom;
+            break;
+        }
         d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);
         if (!d->pg)
             goto oom;

@@ -241,3 +241,23 @@ Test(backoff, init_clamps_nonsense, .timeout = 10)
         cr_assert(d >= 1 && d <= 200);
     }
 }
+
+Test(backoff, clamped_delays_respect_floor_ceiling_and_deadline, .timeout = 10)
+{
+    struct pge_backoff b;
+    int64_t d;
+    pge_backoff_init(&b, 10, 40, 7);
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(pge_backoff_next_clamped(&b, 0, 0, 0, 5, &d), PGE_BACKOFF_RETRY);
+        cr_assert(d >= 1 && d <= 5, "ceiling 5 broken: %lld", (long long)d);
+    }
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(pge_backoff_next_clamped(&b, 0, 0, 100, INT64_MAX, &d), PGE_BACKOFF_RETRY);
+        cr_assert_eq(d, 100, "floor 100 broken: %lld", (long long)d);
+    }
+    /* A floor never pushes an attempt past the deadline: the last one lands on it. */
+    pge_backoff_init(&b, 10, 40, 7);
+    cr_assert_eq(pge_backoff_next_clamped(&b, 950, 1000, 100, INT64_MAX, &d), PGE_BACKOFF_FINAL);
+    cr_assert_eq(d, 50);
+    cr_assert_eq(pge_backoff_next_clamped(&b, 1001, 1000, 100, INT64_MAX, &d), PGE_BACKOFF_EXPIRED);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgentry/wait.h"
 #include "pgt.h"
 #include "pgt_hooks.h"
 
@@ -23,6 +24,32 @@ static void assert_no_password(const struct pgt_proc *p)
     cr_assert_null(strstr(p->out, PGT_PASSWORD), "password leaked on stdout:\n%s", p->out);
     cr_assert_null(strstr(p->err, PGT_PASSWORD), "password leaked on stderr:\n%s", p->err);
     cr_assert_null(strstr(p->err, "Secret-pw"), "part of the password leaked:\n%s", p->err);
+}
+
+Test(wait, pacing_follows_what_the_server_said, .timeout = 10)
+{
+    int64_t lo, hi;
+    pge_wait_pacing(PGE_ATTEMPT_STARTING, 0, &lo, &hi);
+    cr_assert(lo == 0 && hi == 5, "57P03 not retried fast: [%lld, %lld]", (long long)lo,
+              (long long)hi);
+    pge_wait_pacing(PGE_ATTEMPT_STARTING, 1999, &lo, &hi);
+    cr_assert_eq(hi, 5);
+    /* A long crash recovery is not hammered. */
+    pge_wait_pacing(PGE_ATTEMPT_STARTING, 2000, &lo, &hi);
+    cr_assert(lo == 0 && hi == INT64_MAX);
+    const enum pge_attempt_outcome costly[] = {PGE_ATTEMPT_DNS, PGE_ATTEMPT_TOO_MANY,
+                                               PGE_ATTEMPT_STANDBY, PGE_ATTEMPT_HTTP_STATUS,
+                                               PGE_ATTEMPT_OTHER};
+    for (size_t i = 0; i < sizeof costly / sizeof costly[0]; i++) {
+        pge_wait_pacing(costly[i], 0, &lo, &hi);
+        cr_assert(lo == 100 && hi == INT64_MAX, "%s: [%lld, %lld]",
+                  pge_state_outcome_name(costly[i]), (long long)lo, (long long)hi);
+    }
+    const enum pge_attempt_outcome plain[] = {PGE_ATTEMPT_REFUSED, PGE_ATTEMPT_TIMEOUT};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        pge_wait_pacing(plain[i], 5000, &lo, &hi);
+        cr_assert(lo == 0 && hi == INT64_MAX);
+    }
 }
 
 Test(wait, ready_server_returns_zero_quickly, .timeout = 30)

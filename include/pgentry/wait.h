@@ -48,6 +48,15 @@ int pge_wait_add_http(struct pge_wait *w, const char *url);
  * loop. */
 void pge_wait_start(struct pge_wait *w);
 
+/* How to pace the retry after an attempt ended with outcome, as a clamp on the jittered delay:
+ * a server that says it is starting up (57P03) is retried within 5 ms for the first 2 s of such
+ * answers (it will accept work any moment; later it may be a long crash recovery); answers
+ * that cost the server or the network a real effort (DNS failure, too many connections,
+ * standby, an HTTP error status, anything unclassified) wait at least 100 ms. streak_ms is how
+ * long the same outcome has been seen. Pure. */
+void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_t *floor_ms,
+                     int64_t *ceil_ms);
+
 /* Abandon (a stop signal) or release. No callback afterwards. NULL-safe. */
 void pge_wait_free(struct pge_wait *w);
 

@@ -68,7 +68,7 @@ wait_for() {
 
 logs() { podman logs "$1" 2>&1; }
 
-# Save a container's log to the run's log directory (shown when its scenario fails).
+# Save containers' logs in the run's log directory (kept when a scenario fails).
 keep_logs() {
     local c
     for c in "$@"; do
@@ -97,7 +97,6 @@ PY
 }
 http_code() { http "$@" | head -n1; }
 http_ok() { [ "$(http_code "$@")" = 200 ]; }
-http_body() { http "$@" | tail -n +2; }
 
 # expect_http CONTAINER METHOD URL CODE [JSON]: print the body; fail on another code.
 expect_http() {
@@ -132,10 +131,10 @@ start_pg() {
 # new_pod NAME: a pod without any network: its containers share only localhost.
 new_pod() { pm pod create --name "$1" --network none --label "pgentry-e2e=$run" >/dev/null; }
 
-# start_app POD NAME IMAGE [PASSWORD]: the backend in POD, PostgreSQL on the pod's localhost.
+# start_app POD NAME IMAGE: the backend in POD, PostgreSQL on the pod's localhost.
 start_app() {
     pm run -d --pod "$1" --name "$2" --label "pgentry-e2e=$run" \
-        -e DATABASE_URL="postgres://app:${4:-$password}@127.0.0.1:5432/app" "$3" >/dev/null
+        -e DATABASE_URL="postgres://app:$password@127.0.0.1:5432/app" "$3" >/dev/null
 }
 
 # pod_with_app POD IMAGE: PostgreSQL (POD-pg) and the backend (POD-app) started together in a
@@ -151,7 +150,6 @@ pod_with_app() {
 pg_ready() { podman exec "$1" pg_isready -q -h 127.0.0.1 -U app -d app; }
 
 running() { [ "$(podman inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
-exited() { [ "$(podman inspect -f '{{.State.Status}}' "$1" 2>/dev/null)" = exited ]; }
 exit_code() { podman inspect -f '{{.State.ExitCode}}' "$1"; }
 
 # processes CONTAINER: "pid ppid state comm" for every process in the container.
@@ -169,7 +167,7 @@ for p in sorted(os.listdir("/proc"), key=lambda s: (len(s), s)):
 PY
 }
 
-# The secrets, database URL and log must never show the password.
+# no_password_in LOGFILE: the database password never appears (pgentry prints it as ***).
 no_password_in() {
     if grep -q -- "$password" "$1"; then
         fail "the database password appears in $1"
@@ -178,8 +176,8 @@ no_password_in() {
 }
 
 # kube_pg NAME NETWORK: PostgreSQL for the Kubernetes scenarios, and the Secret the manifests
-# read (DATABASE_URL). The URL holds the server's address, not a name: podman 4.3's
-# aardvark-dns 1.4 sometimes leaves a new container without name resolution for up to a
+# read (DATABASE_URL). The URL holds the server's address, not a name: aardvark-dns 1.4
+# (podman's DNS here) sometimes leaves a new container without name resolution for up to a
 # minute, which is the sandbox's problem, not what these scenarios test.
 kube_pg() {
     start_pg "$1" --network "$2"

@@ -9,7 +9,8 @@ test=(libcriterion-dev postgresql postgresql-client python3 clang clang-format u
 demo=(postgresql postgresql-client curl python3 python3-fastapi python3-uvicorn python3-psycopg2)
 bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-for-it alembic
        python3-psycopg2 python3-sqlalchemy strace linux-perf)
-e2e=(podman runc debootstrap podman-compose slirp4netns fuse-overlayfs uidmap iptables curl)
+e2e=(podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring
+     podman-compose curl python3)
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build test)

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Build every image the end-to-end tests use, with podman, without any image registry:
+#   docker.io/library/debian:bookworm-slim  Debian 12 minbase from debootstrap (cached tarball)
+#   localhost/pgentry:latest                docker/Dockerfile, target pgentry
+#   localhost/pgentry-example:latest        docker/Dockerfile, target example-app
+#   localhost/pgentry-example-alembic:latest  docker/Dockerfile, target example-app-alembic
+#   localhost/pgentry-e2e-postgres:15       stand-in for postgres:15 (tests/e2e/images/)
+#   localhost/pgentry-e2e-redis:7           stand-in for redis:7
+# Environment: PGENTRY_E2E_CACHE (default build-e2e/ in the repository) keeps the base tarball;
+# PGENTRY_E2E_MIRROR (default Debian's) is the debootstrap mirror; PGENTRY_E2E_REBASE=1
+# rebuilds the base image even when podman already has one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/e2e/containers.conf}
+cache=${PGENTRY_E2E_CACHE:-$root/build-e2e}
+mirror=${PGENTRY_E2E_MIRROR:-http://deb.debian.org/debian}
+base=docker.io/library/debian:bookworm-slim
+mkdir -p "$cache"
+
+say() { printf 'images: %s\n' "$*" >&2; }
+elapsed() { echo "$((SECONDS - $1))s"; }
+
+# Debian 12 minbase, trimmed like the official slim image (no docs, man pages or apt lists).
+make_base_tarball() {
+    local tar=$1 dir
+    dir=$(mktemp -d "$cache/rootfs.XXXXXX")
+    say "debootstrap --variant=minbase bookworm from $mirror (log: $cache/debootstrap.log)"
+    if ! timeout 900 debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+        tail -20 "$cache/debootstrap.log" >&2
+        rm -rf "$dir"
+        say "debootstrap failed"
+        return 1
+    fi
+    cat >"$dir/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+    # As in the official image: no .deb files or package caches left behind in a layer.
+    cat >"$dir/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+EOF
+    find "$dir/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+    rm -rf "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/var/cache/apt/*.bin \
+        "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log
+    find "$dir/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+    tar --numeric-owner -C "$dir" -cf "$tar.tmp" .
+    mv "$tar.tmp" "$tar"
+    rm -rf "$dir"
+}
+
+t0=$SECONDS
+if [ "${PGENTRY_E2E_REBASE:-0}" = 1 ] || ! podman image exists "$base"; then
+    tarball=$cache/debian-bookworm-minbase.tar
+    if [ "${PGENTRY_E2E_REBASE:-0}" = 1 ] || [ ! -s "$tarball" ]; then
+        make_base_tarball "$tarball"
+    else
+        say "reusing $tarball"
+    fi
+    podman import -q --change 'CMD ["bash"]' "$tarball" "$base" >/dev/null
+    say "imported $base ($(elapsed "$t0"))"
+else
+    say "$base already present"
+fi
+
+# One podman build; stderr kept in a log and shown only on failure.
+build() {
+    local tag=$1 log t=$SECONDS
+    shift
+    log=$cache/build-${tag//[\/:]/_}.log
+    if ! timeout 1800 podman build --network host --format docker --layers -t "$tag" "$@" >"$log" 2>&1; then
+        tail -40 "$log" >&2
+        say "building $tag failed (full log: $log)"
+        return 1
+    fi
+    say "built $tag ($(elapsed "$t"))"
+}
+
+build localhost/pgentry:latest -f docker/Dockerfile --target pgentry .
+build localhost/pgentry-example:latest -f docker/Dockerfile --target example-app .
+build localhost/pgentry-example-alembic:latest -f docker/Dockerfile --target example-app-alembic .
+build localhost/pgentry-e2e-postgres:15 -f tests/e2e/images/postgres.Containerfile tests/e2e/images
+build localhost/pgentry-e2e-redis:7 -f tests/e2e/images/redis.Containerfile tests/e2e/images
+say "all images ready ($(elapsed "$t0"))"

@@ -84,9 +84,13 @@ build() {
     say "built $tag ($(elapsed "$t"))"
 }
 
-build localhost/pgentry:latest -f docker/Dockerfile --target pgentry .
-build localhost/pgentry-example:latest -f docker/Dockerfile --target example-app .
-build localhost/pgentry-example-alembic:latest -f docker/Dockerfile --target example-app-alembic .
+git_describe=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
+build localhost/pgentry:latest -f docker/Dockerfile --target pgentry \
+    --build-arg PGENTRY_GIT="$git_describe" .
+build localhost/pgentry-example:latest -f docker/Dockerfile --target example-app \
+    --build-arg PGENTRY_GIT="$git_describe" .
+build localhost/pgentry-example-alembic:latest -f docker/Dockerfile --target example-app-alembic \
+    --build-arg PGENTRY_GIT="$git_describe" .
 build localhost/pgentry-e2e-postgres:15 -f tests/e2e/images/postgres.Containerfile tests/e2e/images
 build localhost/pgentry-e2e-redis:7 -f tests/e2e/images/redis.Containerfile tests/e2e/images
 say "all images ready ($(elapsed "$t0"))"

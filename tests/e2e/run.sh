@@ -240,11 +240,11 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Scenarios
 
-# docs/containers.md shows the tested files: each block opening with "# from PATH" must be a
+# README.md shows the tested files: each block opening with "# from PATH" must be a
 # contiguous excerpt of PATH.
 scenario_docs() {
     local out
-    out=$(python3 - docs/containers.md <<'PY'
+    out=$(python3 - README.md <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 blocks = re.findall(r"^```[a-z]*\n# from (\S+)\n(.*?)^```", text, re.M | re.S)
@@ -254,7 +254,7 @@ PY
     )
     [ "${out#* }" = "" ] || fail "snippets not found verbatim in: ${out#* }"
     [ "${out%% *}" -ge 5 ] || fail "only ${out%% *} snippets checked"
-    ok "${out%% *} snippets in docs/containers.md are verbatim excerpts of the tested files"
+    ok "${out%% *} snippets in README.md are verbatim excerpts of the tested files"
 }
 
 # The images: the contract of docker/Dockerfile.
@@ -435,7 +435,7 @@ scenario_alembic() {
     [ "$(logs "$app" | grep -c 'Running upgrade  -> 0001')" = 1 ] || fail "0001 ran twice"
     ok "restart: Alembic found nothing to do, app serves again"
 
-    # Leaving Alembic (docs/containers.md): stamp once, then pgentry's own migrations take over.
+    # Leaving Alembic (README.md): stamp once, then pgentry's own migrations take over.
     pm stop -t 15 "$app" >/dev/null
     local out
     out=$(pm run --rm --pod "$run-alembic" --label "pgentry-e2e=$run" --entrypoint pgentry \

@@ -269,6 +269,9 @@ scenario_image() {
     ok 'HEALTHCHECK CMD ["pgentry", "healthcheck"]'
     [ "$(pm run --rm --entrypoint id "$base_image" -u)" = 10001 ] || fail "the image runs as root"
     ok "runs as uid 10001 (non-root)"
+    out=$(pm run --rm --entrypoint pgentry "$base_image" --version)
+    [[ "$out" == "pgentry "*+g* ]] || fail "the image does not say which commit it is: $out"
+    ok "says which commit it was built from: $out"
     out=$(pm run --rm --entrypoint ls "$base_image" /app/migrations)
     grep -qx 0001_initial_schema.up.sql <<<"$out" || fail "migrations not in /app/migrations: $out"
     ok "migrations in /app/migrations (PGENTRY_MIGRATIONS)"

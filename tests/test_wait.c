@@ -254,6 +254,28 @@ Test(wait, conninfo_string_and_pg_env_work, .timeout = 30)
         free(env2[i]);
 }
 
+Test(wait, service_file_is_resolved_off_the_loop, .timeout = 30)
+{
+    struct pgt_pg *pg = pgt_pg_shared();
+    struct pgt_proc p;
+    char dir[256], file[320], content[512], e_file[400];
+    pgt_tempdir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/pg_service.conf", dir);
+    /* Only the service file knows where the server is: libpq must start the connection. */
+    snprintf(content, sizeof content,
+             "[pgt]\nhost=localhost\nport=%d\ndbname=postgres\nuser=postgres\npassword=%s\n",
+             pg->port, PGT_PASSWORD);
+    pgt_write_file(file, content);
+    snprintf(e_file, sizeof e_file, "PGSERVICEFILE=%s", file);
+    const char *env[] = {e_file, "PGSERVICE=pgt", NULL};
+    const char *argv[] = {"pgentry", "wait", "--wait-timeout", "10s", NULL};
+    int rc = pgt_run(&p, argv, env, 15000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "database is ready"), "%s", p.err);
+    assert_no_password(&p);
+    pgt_proc_free(&p);
+}
+
 Test(wait, malformed_url_is_a_configuration_error, .timeout = 10)
 {
     struct pgt_proc p;

@@ -563,6 +563,30 @@ Test(migrate, lock_wait_gives_up_with_75, .timeout = 60)
     pgt_proc_free(&holder);
 }
 
+Test(migrate, stop_signal_while_waiting_for_the_lock_exits_promptly, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc holder, waiter;
+    world_init(&w, 0);
+    add_file(&w, "0001_slow.up.sql", "SELECT pg_sleep(2);\n");
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    pgt_proc_spawn(&holder, argv, w.env);
+    cr_assert_eq(pgt_wait_for_text(holder.err_path, "applying migrations", 20000), 0);
+    const char *argv2[] = {"pgentry", "--", "sh", "-c", "echo app-started", NULL};
+    pgt_proc_spawn(&waiter, argv2, w.env);
+    cr_assert_eq(pgt_wait_for_text(waiter.err_path, "waiting for the migration lock", 20000), 0);
+    int64_t t0 = pgt_now_ms();
+    kill(waiter.pid, SIGINT);
+    int rc = pgt_proc_wait(&waiter, 10000);
+    cr_assert_eq(rc, 130, "exit %d\n%s", rc, waiter.err);
+    cr_assert(pgt_now_ms() - t0 < 1000, "took %lld ms", (long long)(pgt_now_ms() - t0));
+    cr_assert_null(strstr(waiter.out, "app-started"), "the app started after a stop signal");
+    pgt_proc_free(&waiter);
+    cr_assert_eq(pgt_proc_wait(&holder, 20000), 0, "%s", holder.err);
+    pgt_proc_free(&holder);
+    assert_q(&w, "SELECT count(*) FROM pgentry_migrations", "1");
+}
+
 Test(migrate, lock_timeout_retries_until_the_table_is_free, .timeout = 60)
 {
     struct world w;

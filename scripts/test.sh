@@ -45,7 +45,7 @@ fi
 if [ "$fuzz" != 0 ]; then
     echo "== fuzz targets, ${fuzz}s each"
     CC=clang cmake -S . -B build-fuzz -DPGENTRY_FUZZ=ON >/dev/null
-    cmake --build build-fuzz -j"$jobs"
+    cmake --build build-fuzz -j"$jobs" >/dev/null
     for f in build-fuzz/fuzz/fuzz_*; do
         [ -x "$f" ] || continue
         echo "-- $f"

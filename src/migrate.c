@@ -72,6 +72,7 @@ struct pge_migrate {
     int in_tx;
     struct pge_sqlsplit split;
     struct pge_sqlsplit_stmt stmt;
+    unsigned stmts_done; /* statements of this migration that completed */
     int64_t item_started_ms;
     int64_t lock_retry_started_ms;
     char checksum[PGE_MIGFILE_CHECKSUM_LEN + 1];
@@ -82,6 +83,8 @@ struct pge_migrate {
     /* --migrate-cmd */
     pid_t cmd_pid;
     ev_child cmd_child;
+    ev_io lock_watch; /* the lock's session while the command runs: it must not go away */
+    int lock_lost;
 
     /* stopping */
     int stop_signo;
@@ -121,8 +124,18 @@ static void finish(struct pge_migrate *m, struct pge_outcome out)
 static void on_unlocked(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
+    int held = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     m->locked = 0;
+    if (!held && m->op == PGE_MIGRATE_COMMAND && m->pending.kind == PGE_OUT_OK) {
+        /* Our own migrations are protected by the history's primary key even then; an
+         * external command is not: it may have run next to another one. */
+        pge_error("the migration lock was not held any more when the migrate command ended: "
+                  "another instance may have migrated at the same time; not starting the app");
+        finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     finish(m, m->pending);
 }
 
@@ -167,6 +180,17 @@ static int stopping(struct pge_migrate *m, PGresult *res)
     if (!m->stop_signo)
         return 0;
     PQclear(res);
+    if (m->text && m->no_tx && m->stmts_done > 0) {
+        /* Nothing can roll back what a no-transaction migration already committed. */
+        const struct pge_migplan_item *it = &m->plan.items[m->item];
+        char where[600];
+        snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
+        pge_error("stopped inside a no-transaction migration: the statements it completed stay "
+                  "committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
+                  "repair by hand, then run again",
+                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                  PGE_INT("statements_committed", m->stmts_done), PGE_STR("stopped_at", where));
+    }
     abort_with(m, PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo));
     return 1;
 }
@@ -496,7 +520,8 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     snprintf(where, sizeof where, "%s:%u", m->path, line);
 
     /* lock_timeout fired: somebody holds a lock we need; retry the whole migration later. */
-    if (st && strcmp(st, "55P03") == 0 && m->o.lock_timeout_ms > 0 && m->in_tx) {
+    if (st && strcmp(st, "55P03") == 0 && m->o.lock_timeout_ms > 0 &&
+        (m->in_tx || m->stmts_done == 0)) {
         int64_t now = now_ms(), delay = 0;
         int64_t deadline = m->o.lock_wait_ms ? m->lock_retry_started_ms + m->o.lock_wait_ms : 0;
         if (pge_backoff_next(&m->backoff, now, deadline, &delay) != PGE_BACKOFF_EXPIRED) {
@@ -510,6 +535,11 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
             ev_timer_stop(m->loop, &m->timer);
             ev_timer_init(&m->timer, on_timer_retry_item, (double)delay / 1000.0, 0.0);
             m->timer.data = m;
+            if (!m->in_tx) {
+                /* Nothing of a no-transaction migration ran yet: just try again later. */
+                ev_timer_start(m->loop, &m->timer);
+                return;
+            }
             /* ROLLBACK first, then the timer. */
             if (pge_pgq_send(m->q, "ROLLBACK", -1, NULL, on_rolled_back_retry, m) < 0)
                 lost_connection(m, "rolling back");
@@ -627,7 +657,46 @@ static void on_statement(void *arg, PGresult *res)
         return;
     }
     PQclear(res);
+    m->stmts_done++;
+    if (m->in_tx && PQtransactionStatus(m->conn) != PQTRANS_INTRANS) {
+        /* Something (a procedure that commits, say) ended pgentry's transaction: what ran so
+         * far is committed and cannot be taken back. Stop before anything else runs. */
+        const struct pge_migplan_item *it = cur(m);
+        char where[600];
+        snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
+        pge_error("a statement ended the migration's transaction: the statements before it are "
+                  "committed, the migration is not recorded; remove the transaction control "
+                  "or mark the file -- pgentry:no-transaction, repair, then run again",
+                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                  PGE_STR("at", where));
+        m->in_tx = 0;
+        release_and_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     next_statement(m);
+}
+
+/* A migration that pgentry wraps in a transaction must not manage its own: refuse the file
+ * before anything of it runs. Returns 0, or -1 after reporting. */
+static int check_transaction_control(struct pge_migrate *m)
+{
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    pge_sqlsplit_init(&sp, m->text, m->text_len);
+    while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT) {
+        if (!pge_migsql_is_transaction_control(m->text + st.offset, st.length))
+            continue;
+        const struct pge_migplan_item *it = cur(m);
+        char where[600];
+        snprintf(where, sizeof where, "%s:%u", m->path, st.line);
+        pge_error("migration controls its own transaction, but pgentry already runs it in one "
+                  "(with its history row): remove BEGIN/COMMIT/ROLLBACK, or put "
+                  "-- pgentry:no-transaction on its first line; nothing was run",
+                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                  PGE_STR("at", where));
+        return -1;
+    }
+    return 0;
 }
 
 static void next_statement(struct pge_migrate *m)
@@ -704,6 +773,11 @@ static void start_item(struct pge_migrate *m)
         return;
     }
     m->no_tx = pge_migfile_no_transaction(m->text, m->text_len);
+    if (!m->no_tx && check_transaction_control(m) < 0) {
+        abort_with(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
+    m->stmts_done = 0;
     pge_sqlsplit_init(&m->split, m->text, m->text_len);
     m->item_started_ms = now_ms();
     pge_debug(down ? "reverting migration" : "applying migration",
@@ -1046,6 +1120,8 @@ static void after_history(struct pge_migrate *m)
 
 /* ---- --migrate-cmd ------------------------------------------------------------------------- */
 
+static void on_lock_watch(struct ev_loop *loop, ev_io *w, int revents);
+
 static void on_cmd_exit(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct pge_migrate *m = w->data;
@@ -1054,7 +1130,12 @@ static void on_cmd_exit(struct ev_loop *loop, ev_child *w, int revents)
     if (!WIFEXITED(st) && !WIFSIGNALED(st))
         return;
     ev_child_stop(loop, w);
+    ev_io_stop(loop, &m->lock_watch);
     m->cmd_pid = 0;
+    if (m->lock_lost) {
+        finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     if (m->stop_signo) {
         abort_with(m, PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo));
         return;
@@ -1114,6 +1195,32 @@ static void run_command(struct pge_migrate *m)
     ev_child_init(&m->cmd_child, on_cmd_exit, pid, 0);
     m->cmd_child.data = m;
     ev_child_start(m->loop, &m->cmd_child);
+    /* Idle while the command works, the session must still be there: it holds the lock. */
+    ev_io_set(&m->lock_watch, PQsocket(m->conn), EV_READ);
+    ev_io_start(m->loop, &m->lock_watch);
+}
+
+static void on_lock_watch(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pge_migrate *m = w->data;
+    (void)revents;
+    if (PQconsumeInput(m->conn) && PQstatus(m->conn) == CONNECTION_OK)
+        return; /* a notice or a parameter change: the session lives */
+    ev_io_stop(loop, w);
+    m->lock_lost = 1;
+    m->locked = 0;
+    char why[256];
+    snprintf(why, sizeof why, "%s", PQerrorMessage(m->conn));
+    why[strcspn(why, "\n")] = '\0';
+    pge_error("lost the database session holding the migration lock while the migrate command "
+              "ran: another instance could migrate at the same time; stopping the command, the "
+              "app is not started",
+              PGE_STR("error", why));
+    if (m->cmd_pid > 0) {
+        kill(-m->cmd_pid, SIGTERM);
+        ev_timer_set(&m->stop_timer, (double)m->o.stop_timeout_ms / 1000.0, 0.0);
+        ev_timer_start(m->loop, &m->stop_timer);
+    }
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -1136,7 +1243,34 @@ static void on_table_ready(void *arg, PGresult *res)
     read_history(m);
 }
 
+static void after_session_kept(struct pge_migrate *m);
+
+static void on_session_kept(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (stopping(m, res))
+        return;
+    if (!res) {
+        lost_connection(m, "configuring the lock session");
+        return;
+    }
+    /* A failure here (a pooler refusing SET, say) is not worth stopping for. */
+    PQclear(res);
+    after_session_kept(m);
+}
+
+/* The lock lives as long as the session: a server-side idle timeout (PostgreSQL 14+) must not
+ * end it between two migrations or while --migrate-cmd works. */
 static void locked(struct pge_migrate *m)
+{
+    if (PQserverVersion(m->conn) >= 140000) {
+        send_query(m, "SET idle_session_timeout = 0", -1, NULL, on_session_kept);
+        return;
+    }
+    after_session_kept(m);
+}
+
+static void after_session_kept(struct pge_migrate *m)
 {
     struct pge_migsql_buf b = {0};
     if (m->op == PGE_MIGRATE_COMMAND) {
@@ -1187,6 +1321,13 @@ static void on_stop_grace(struct ev_loop *loop, ev_timer *w, int revents)
     struct pge_migrate *m = w->data;
     (void)loop;
     (void)revents;
+    if (m->cmd_pid > 0) {
+        /* The lock is released only once the command is gone (on_cmd_exit). */
+        pge_warn("migrate command did not stop in time: killing it", PGE_INT("pid", m->cmd_pid),
+                 PGE_MS("waited", m->o.stop_timeout_ms));
+        kill(-m->cmd_pid, SIGKILL);
+        return;
+    }
     pge_warn("database did not finish the cancellation in time: closing the connection "
              "(PostgreSQL rolls back what was open)");
     m->locked = 0;
@@ -1251,6 +1392,10 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_offload *of
     m->kick.data = m;
     ev_init(&m->notify_io, on_notify_io);
     m->notify_io.data = m;
+    ev_init(&m->lock_watch, on_lock_watch);
+    m->lock_watch.data = m;
+    if (m->o.stop_timeout_ms <= 0)
+        m->o.stop_timeout_ms = STOP_GRACE_MS;
     return m;
 }
 
@@ -1285,12 +1430,15 @@ void pge_migrate_stop(struct pge_migrate *m, int signo)
     if (m->finished || m->stop_signo)
         return;
     m->stop_signo = signo;
-    ev_timer_start(m->loop, &m->stop_timer);
     if (m->cmd_pid > 0) {
-        /* The migrate command gets the signal and the same grace; on_cmd_exit winds down. */
+        /* The command gets the signal and --stop-timeout, like an application would; then it
+         * is killed, and only then is the lock released (on_cmd_exit). */
+        ev_timer_set(&m->stop_timer, (double)m->o.stop_timeout_ms / 1000.0, 0.0);
+        ev_timer_start(m->loop, &m->stop_timer);
         kill(-m->cmd_pid, signo);
         return;
     }
+    ev_timer_start(m->loop, &m->stop_timer);
     if (m->q && pge_pgq_busy(m->q)) {
         /* PQcancel opens its own connection and blocks: it runs on a worker thread. The
          * running query then ends with 57014 and stopping() rolls back. */
@@ -1319,6 +1467,7 @@ void pge_migrate_free(struct pge_migrate *m)
     if (!m)
         return;
     ev_io_stop(m->loop, &m->notify_io);
+    ev_io_stop(m->loop, &m->lock_watch);
     ev_timer_stop(m->loop, &m->timer);
     ev_timer_stop(m->loop, &m->stop_timer);
     ev_timer_stop(m->loop, &m->kick);

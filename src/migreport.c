@@ -37,14 +37,25 @@ void pge_migreport_print(FILE *out, const struct pge_migplan *plan, int status, 
     for (size_t i = 0; i < plan->count; i++) {
         const struct pge_migplan_item *it = &plan->items[i];
         switch (it->state) {
-        case PGE_MIGPLAN_IS_DRIFT:
+        case PGE_MIGPLAN_IS_DRIFT: {
+            /* Re-recording = forgetting from the version before it, then recording up to the
+             * current head again, without running SQL (stamp to "head" would also mark pending
+             * files as applied). */
+            const char *before = "base";
+            for (size_t k = i; k-- > 0;)
+                if (plan->items[k].row) {
+                    before = plan->items[k].version_text;
+                    break;
+                }
             fprintf(out,
                     "drift: %s %s: the file changed after it was applied (recorded %.12s, file "
-                    "%.12s): restore the file, or stamp it again if the change is intended\n",
+                    "%.12s): restore the file; if the edit is intended and already in the "
+                    "database, re-record it: pgentry stamp %s && pgentry stamp %s\n",
                     it->version_text, it->name,
                     it->row && it->row->checksum ? it->row->checksum : "?",
-                    it->file ? it->file->checksum : "?");
+                    it->file ? it->file->checksum : "?", before, plan->head_text);
             break;
+        }
         case PGE_MIGPLAN_IS_MISSING:
             fprintf(out,
                     "ahead: %s %s is applied but has no file here: a newer release migrated "

@@ -154,6 +154,64 @@ void pge_migsql_lock_timeout(struct pge_migsql_buf *b, int64_t ms, int local)
     pge_migsql_appendf(b, "SET %slock_timeout = '%lldms'", local ? "LOCAL " : "", (long long)ms);
 }
 
+/* The next word of s[*i..len) (letters only), lowercased into w; skips blanks and comments. */
+static size_t next_word(const char *s, size_t len, size_t *i, char *w, size_t size)
+{
+    size_t n = 0;
+    for (;;) {
+        while (*i < len && (s[*i] == ' ' || s[*i] == '\t' || s[*i] == '\n' || s[*i] == '\r'))
+            (*i)++;
+        if (*i + 1 < len && s[*i] == '-' && s[*i + 1] == '-') {
+            while (*i < len && s[*i] != '\n')
+                (*i)++;
+            continue;
+        }
+        if (*i + 1 < len && s[*i] == '/' && s[*i + 1] == '*') {
+            int depth = 0;
+            while (*i + 1 < len) {
+                if (s[*i] == '/' && s[*i + 1] == '*') {
+                    depth++;
+                    *i += 2;
+                } else if (s[*i] == '*' && s[*i + 1] == '/') {
+                    *i += 2;
+                    if (--depth == 0)
+                        break;
+                } else {
+                    (*i)++;
+                }
+            }
+            continue;
+        }
+        break;
+    }
+    while (*i < len && ((s[*i] >= 'a' && s[*i] <= 'z') || (s[*i] >= 'A' && s[*i] <= 'Z'))) {
+        if (n + 1 < size)
+            w[n++] = (char)(s[*i] | 0x20);
+        (*i)++;
+    }
+    w[n < size ? n : size - 1] = '\0';
+    return n;
+}
+
+int pge_migsql_is_transaction_control(const char *stmt, size_t len)
+{
+    static const char *const words[] = {"begin", "start", "commit", "end", "abort"};
+    char w[16];
+    size_t i = 0;
+    /* A longer word is cut to 15 letters and so never equals one of these. */
+    if (next_word(stmt, len, &i, w, sizeof w) == 0)
+        return 0;
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if (strcmp(w, words[k]) == 0)
+            return 1;
+    if (strcmp(w, "rollback") == 0) {
+        /* ROLLBACK TO [SAVEPOINT] x stays inside the transaction. */
+        next_word(stmt, len, &i, w, sizeof w);
+        return strcmp(w, "to") != 0;
+    }
+    return 0;
+}
+
 int64_t pge_migsql_lock_key(const char *database, const char *schema, const char *table)
 {
     /* FNV-1a over "database\0schema\0table": stable across versions and machines. */

@@ -8,6 +8,8 @@ struct pge_pgq {
     PGconn *conn;
     ev_io io;
     int busy;
+    int copy_out;         /* COPY TO STDOUT: rows to read and discard before the next result */
+    int copy_end_pending; /* COPY FROM STDIN refused, but the refusal is not sent yet */
     PGresult *keep;
     pge_pgq_cb cb;
     void *arg;
@@ -35,29 +37,66 @@ static void watch(struct pge_pgq *q, int events)
     ev_io_start(q->loop, &q->io);
 }
 
+/* Keep the first error result, else the last result. */
+static void keep_result(struct pge_pgq *q, PGresult *r)
+{
+    int keep_is_error = q->keep && (PQresultStatus(q->keep) == PGRES_FATAL_ERROR);
+    if (keep_is_error) {
+        PQclear(r);
+    } else {
+        PQclear(q->keep);
+        q->keep = r;
+    }
+}
+
 /* Collect every result that is complete; finish when libpq says the query is done. */
 static void drain(struct pge_pgq *q)
 {
-    while (!PQisBusy(q->conn)) {
+    for (;;) {
+        if (q->copy_end_pending) {
+            int rc = PQputCopyEnd(q->conn, "COPY FROM STDIN has no data source in a migration");
+            if (rc == 0) {
+                watch(q, EV_READ | EV_WRITE);
+                return;
+            }
+            q->copy_end_pending = 0;
+            continue;
+        }
+        if (q->copy_out) {
+            /* A migration has nowhere to send COPY output: read it and let it go. */
+            char *row = NULL;
+            int n = PQgetCopyData(q->conn, &row, 1);
+            if (n > 0) {
+                PQfreemem(row);
+                continue;
+            }
+            if (n == 0) {
+                watch(q, EV_READ);
+                return;
+            }
+            q->copy_out = 0; /* -1: done; -2: error, reported by the next result */
+            continue;
+        }
+        if (PQisBusy(q->conn))
+            break;
         PGresult *r = PQgetResult(q->conn);
         if (!r) {
             finish(q, q->keep);
             return;
         }
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-            /* COPY from a migration has no data source here: end it as an error. */
+        switch (PQresultStatus(r)) {
+        case PGRES_COPY_OUT:
             PQclear(r);
-            if (st == PGRES_COPY_IN)
-                PQputCopyEnd(q->conn, "COPY FROM STDIN is not supported in migrations");
+            q->copy_out = 1;
             continue;
-        }
-        int keep_is_error = q->keep && (PQresultStatus(q->keep) == PGRES_FATAL_ERROR);
-        if (keep_is_error) {
+        case PGRES_COPY_IN:
+        case PGRES_COPY_BOTH:
+            /* No data to give: end it as an error the server reports back. */
             PQclear(r);
-        } else {
-            PQclear(q->keep);
-            q->keep = r;
+            q->copy_end_pending = 1;
+            continue;
+        default:
+            keep_result(q, r);
         }
     }
     watch(q, EV_READ);
@@ -126,6 +165,8 @@ int pge_pgq_send(struct pge_pgq *q, const char *sql, int nparams, const char *co
     q->cb = cb;
     q->arg = arg;
     q->keep = NULL;
+    q->copy_out = 0;
+    q->copy_end_pending = 0;
     int f = PQflush(q->conn);
     if (f < 0) {
         q->busy = 0;

@@ -177,6 +177,7 @@ static void start_migrations(struct run *r)
         .backoff_max_ms = cfg->backoff_max_ms,
         .seed = r->seed,
         .migrate_cmd = cfg->migrate_cmd,
+        .stop_timeout_ms = cfg->stop_timeout_ms,
         .database_url = cfg->database_url,
         .envp = r->envp,
         .orig_mask = r->orig_mask,

@@ -425,6 +425,110 @@ Test(migrate, drift_crlf_and_database_ahead, .timeout = 60)
     pgt_proc_free(&p);
 }
 
+Test(migrate, copy_in_a_migration_neither_hangs_nor_passes_silently, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w, 0);
+    /* COPY TO STDOUT: its rows are read and dropped (it used to spin forever holding the lock). */
+    add_file(&w, "0001_copy_out.up.sql",
+             "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1), (2);\nCOPY c TO STDOUT;\n"
+             "COPY (SELECT g FROM generate_series(1, 20000) g) TO STDOUT;\n");
+    int rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT count(*) FROM pgentry_migrations", "1");
+    /* COPY FROM STDIN has no data source: a clear failure, rolled back. */
+    add_file(&w, "0002_copy_in.up.sql", "CREATE TABLE d (id int);\nCOPY d FROM STDIN;\n");
+    rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "COPY FROM STDIN"), "%s", p.err);
+    cr_assert(strstr(p.err, "0002_copy_in.up.sql:2"), "%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT to_regclass('d') IS NULL", "t");
+    assert_q(&w, ADVISORY_LOCKS_HERE, "0");
+}
+
+Test(migrate, transaction_control_is_refused_before_anything_runs, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w, 0);
+    add_file(&w, "0001_commits.up.sql",
+             "CREATE TABLE early1 (id int);\nCOMMIT;\nCREATE TABLE late1 (id int);\n");
+    int rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "0001_commits.up.sql:2"), "line not named:\n%s", p.err);
+    cr_assert(strstr(p.err, "no-transaction"), "fix not named:\n%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT to_regclass('early1') IS NULL", "t");
+    /* ROLLBACK TO a savepoint is fine: it stays inside the transaction. */
+    add_file(&w, "0001_commits.up.sql",
+             "CREATE TABLE early1 (id int);\nSAVEPOINT s;\nINSERT INTO early1 VALUES (1);\n"
+             "ROLLBACK TO SAVEPOINT s;\n");
+    rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT count(*) FROM early1", "0");
+}
+
+Test(migrate, stop_inside_a_no_transaction_migration_says_what_stays, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w, 0);
+    add_file(&w, "0001_ntx.up.sql",
+             "-- pgentry:no-transaction\nCREATE TABLE ntx1 (id int);\nSELECT pg_sleep(30);\n");
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    pgt_proc_spawn(&p, argv, w.env);
+    for (int i = 0; i < 200; i++) {
+        char *n = q(&w, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT "
+                        "pg_sleep(30)%'");
+        int running = atoi(n);
+        free(n);
+        if (running)
+            break;
+        usleep(20000);
+    }
+    kill(p.pid, SIGTERM);
+    int rc = pgt_proc_wait(&p, 10000);
+    cr_assert_eq(rc, 143, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "statements_committed=1"), "not said what stays:\n%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT to_regclass('ntx1') IS NOT NULL", "t");
+    assert_q(&w, "SELECT count(*) FROM pgentry_migrations", "0");
+    assert_q(&w, ADVISORY_LOCKS_HERE, "0");
+}
+
+Test(migrate, drift_advice_re_records_without_running_sql, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w, 0);
+    add_file(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&w, "0002_b.up.sql", "CREATE TABLE b (id int);\n");
+    cr_assert_eq(run(&w, &p, "upgrade", NULL), 0, "%s", p.err);
+    pgt_proc_free(&p);
+    add_file(&w, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
+    /* An intended edit of 0002 (say, a comment), already reflected in the database. */
+    add_file(&w, "0002_b.up.sql", "-- b holds things\nCREATE TABLE b (id int);\n");
+    cr_assert_eq(run(&w, &p, "status", NULL), 0);
+    cr_assert(strstr(p.out, "pgentry stamp 0001 && pgentry stamp 0002"), "advice:\n%s", p.out);
+    pgt_proc_free(&p);
+    cr_assert_eq(run(&w, &p, "stamp", "0001", NULL), 0, "%s", p.err);
+    pgt_proc_free(&p);
+    cr_assert_eq(run(&w, &p, "stamp", "0002", NULL), 0, "%s", p.err);
+    pgt_proc_free(&p);
+    cr_assert_eq(run(&w, &p, "verify", NULL), 0, "%s%s", p.out, p.err);
+    pgt_proc_free(&p);
+    /* 0003 stayed pending (never marked applied), and nothing was run twice. */
+    assert_q(&w, "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgentry_migrations",
+             "1,2");
+    cr_assert_eq(run(&w, &p, "upgrade", NULL), 0, "%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&w, "SELECT to_regclass('c') IS NOT NULL", "t");
+}
+
 Test(migrate, out_of_order_file_is_refused, .timeout = 60)
 {
     struct world w;
@@ -508,6 +612,88 @@ Test(migrate, migrate_cmd_runs_under_the_lock_one_at_a_time, .timeout = 120)
     cr_assert_eq(rc, 65, "%s", f.err);
     cr_assert_null(strstr(f.out, "app-started"));
     pgt_proc_free(&f);
+}
+
+/* Start pgentry with PGENTRY_MIGRATE_CMD=cmd, an optional option and its value, and an app
+ * that says it started. */
+static void spawn_cmd(struct world *w, struct pgt_proc *p, const char *cmd, const char *opt,
+                      const char *val)
+{
+    static char env_cmd[2000];
+    snprintf(env_cmd, sizeof env_cmd, "PGENTRY_MIGRATE_CMD=%s", cmd);
+    const char *env[] = {w->env_url, w->env_dir, env_cmd, "PGENTRY_HEALTH_ADDR=off", NULL};
+    const char *argv[10];
+    size_t n = 0;
+    argv[n++] = "pgentry";
+    if (opt) {
+        argv[n++] = opt;
+        argv[n++] = val;
+    }
+    argv[n++] = "--";
+    argv[n++] = "sh";
+    argv[n++] = "-c";
+    argv[n++] = "echo app-started";
+    argv[n] = NULL;
+    pgt_proc_spawn(p, argv, env);
+}
+
+Test(migrate, migrate_cmd_keeps_its_lock_or_stops, .timeout = 90)
+{
+    struct world w;
+    struct pgt_proc p;
+    char sql[300];
+    world_init(&w, 0);
+    /* A server-side idle timeout must not end the lock's session while the command works. */
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET idle_session_timeout = '500ms'", w.db);
+    free(q(&w, sql));
+    spawn_cmd(&w, &p, "sleep 1.5; echo migrated", NULL, NULL);
+    int rc = pgt_proc_wait(&p, 30000);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "app-started"), "%s", p.out);
+    pgt_proc_free(&p);
+
+    /* The lock's session killed under the command: the command is stopped, no app, 65. */
+    snprintf(sql, sizeof sql,
+             "sleep 0.5; psql -X -q -A -t \"$DATABASE_URL\" -c \"SELECT pg_terminate_backend(pid) "
+             "FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE "
+             "'pgentry@%%'\"; sleep 20");
+    int64_t t0 = pgt_now_ms();
+    spawn_cmd(&w, &p, sql, NULL, NULL);
+    rc = pgt_proc_wait(&p, 30000);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "lost the database session holding the migration lock"), "%s", p.err);
+    cr_assert_null(strstr(p.out, "app-started"), "the app started without the lock");
+    cr_assert(pgt_now_ms() - t0 < 8000, "the command was not stopped");
+    pgt_proc_free(&p);
+}
+
+Test(migrate, migrate_cmd_ignoring_term_is_killed_before_the_lock_is_released, .timeout = 60)
+{
+    struct world w;
+    struct pgt_proc p;
+    char marker[300], cmd[600];
+    world_init(&w, 0);
+    snprintf(marker, sizeof marker, "%s/still-running", w.dir);
+    snprintf(cmd, sizeof cmd, "trap '' TERM; echo started; sleep 20; touch %s", marker);
+    spawn_cmd(&w, &p, cmd, "--stop-timeout", "1s");
+    cr_assert_eq(pgt_wait_for_text(p.out_path, "started", 10000), 0);
+    int64_t t0 = pgt_now_ms();
+    kill(p.pid, SIGTERM);
+    int rc = pgt_proc_wait(&p, 10000);
+    cr_assert_eq(rc, 143, "exit %d\n%s", rc, p.err);
+    int64_t took = pgt_now_ms() - t0;
+    cr_assert(took >= 900 && took < 3000, "stop took %lld ms with --stop-timeout 1s",
+              (long long)took);
+    cr_assert(strstr(p.err, "did not stop in time"), "%s", p.err);
+    pgt_proc_free(&p);
+    /* The command is gone for good, and so is the lock. */
+    char *n = q(&w, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name LIKE 'pgentry@%'");
+    cr_assert_str_eq(n, "0");
+    free(n);
+    assert_q(&w, ADVISORY_LOCKS_HERE, "0");
+    usleep(300 * 1000);
+    cr_assert_neq(access(marker, F_OK), 0, "the migrate command outlived pgentry");
 }
 
 Test(migrate, sigterm_during_a_long_migration_rolls_back, .timeout = 60)

@@ -36,6 +36,7 @@ struct pge_migrate_opts {
     int64_t backoff_max_ms;
     uint64_t seed;
     const char *migrate_cmd;   /* PGE_MIGRATE_COMMAND */
+    int64_t stop_timeout_ms;   /* the command's grace after a stop signal (0: 5 s) */
     const char *database_url;  /* exported as DATABASE_URL to the command, or NULL */
     char **envp;               /* the command's environment base */
     const sigset_t *orig_mask; /* restored in the command */

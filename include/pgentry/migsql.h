@@ -42,6 +42,12 @@ void pge_migsql_delete(struct pge_migsql_buf *b, const char *qtable, int64_t ver
 /* SET [LOCAL] lock_timeout = 'Nms'. */
 void pge_migsql_lock_timeout(struct pge_migsql_buf *b, int64_t ms, int local);
 
+/* Whether stmt[0..len) (a statement as the splitter returns it: starting at its first keyword)
+ * ends or starts a transaction: BEGIN, START, COMMIT, END, ABORT, ROLLBACK (but not ROLLBACK TO
+ * a savepoint). Such a statement inside a migration that pgentry wraps in its own transaction
+ * would commit part of it. Case-insensitive. Pure. */
+int pge_migsql_is_transaction_control(const char *stmt, size_t len);
+
 /* The advisory-lock key for a history table: a stable 64-bit hash of database, schema and
  * table, the same in every pgentry (and the same for --migrate-cmd). */
 int64_t pge_migsql_lock_key(const char *database, const char *schema, const char *table);

@@ -593,15 +593,20 @@ Test(migrate, migrate_cmd_runs_under_the_lock_one_at_a_time, .timeout = 120)
     snprintf(env_cmd, sizeof env_cmd, "PGENTRY_MIGRATE_CMD=%s", cmd);
     const char *env[] = {w.env_url, w.env_dir, env_cmd, "PGENTRY_HEALTH_ADDR=off", NULL};
     const char *argv[] = {"pgentry", "--", "true", NULL};
-    for (int i = 0; i < 8; i++)
-        pgt_proc_spawn(&p[i], argv, env);
-    for (int i = 0; i < 8; i++) {
-        int rc = pgt_proc_wait(&p[i], 60000);
-        cr_assert_eq(rc, 0, "replica %d: exit %d\n%s", i, rc, p[i].err);
-        cr_assert(strstr(p[i].out, "migrate-cmd-output"), "command output not passed through");
-        pgt_proc_free(&p[i]);
+    for (int round = 1; round <= 3; round++) {
+        for (int i = 0; i < 8; i++)
+            pgt_proc_spawn(&p[i], argv, env);
+        for (int i = 0; i < 8; i++) {
+            int rc = pgt_proc_wait(&p[i], 60000);
+            cr_assert_eq(rc, 0, "round %d replica %d: exit %d\n%s", round, i, rc, p[i].err);
+            cr_assert(strstr(p[i].out, "migrate-cmd-output"), "command output not passed through");
+            cr_assert_null(strstr(p[i].err, " error "), "error logged:\n%s", p[i].err);
+            pgt_proc_free(&p[i]);
+        }
+        char want[16];
+        snprintf(want, sizeof want, "%d", 8 * round);
+        assert_q(&w, "SELECT count(*) FROM runs", want);
     }
-    assert_q(&w, "SELECT count(*) FROM runs", "8");
 
     /* A failing command is exit 65 and the app never starts. */
     const char *env2[] = {w.env_url, w.env_dir, "PGENTRY_MIGRATE_CMD=exit 9",

@@ -113,7 +113,8 @@ const char *pge_config_getenv(char **envp, const char *name)
     return NULL;
 }
 
-static void set_err(char *err, size_t size, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t size, const char *fmt,
+                                                          ...)
 {
     va_list ap;
     if (!err || size == 0)

@@ -31,6 +31,7 @@ struct pge_dbparams {
 int pge_dbparams_parse(struct pge_dbparams *out, const char *url, char **envp, char *err,
                        size_t errsize);
 
+/* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
 void pge_dbparams_free(struct pge_dbparams *p);
 
 #endif

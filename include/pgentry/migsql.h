@@ -14,9 +14,15 @@ struct pge_migsql_buf {
     int failed;
 };
 
+/* Append n bytes of s (NUL-terminated result). On allocation failure b->failed is set and
+ * nothing more is appended. */
 void pge_migsql_append(struct pge_migsql_buf *b, const char *s, size_t n);
+
+/* Append printf-style text; same failure rule. */
 void pge_migsql_appendf(struct pge_migsql_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Free the text and zero the buffer (ready for reuse). */
 void pge_migsql_buf_free(struct pge_migsql_buf *b);
 
 /* Split "table" or "schema.table" (no quoting in the input: names are taken literally) and
@@ -37,6 +43,7 @@ void pge_migsql_insert(struct pge_migsql_buf *b, const char *qtable, int64_t ver
                        const char *name, const char *checksum, int64_t duration_ms,
                        const char *applied_by);
 
+/* DELETE of a migration's history row (a downgrade, or stamp below it). */
 void pge_migsql_delete(struct pge_migsql_buf *b, const char *qtable, int64_t version);
 
 /* SET [LOCAL] lock_timeout = 'Nms'. */

@@ -30,34 +30,35 @@ struct option {
     const char *env;
     enum kind kind;
     size_t offset;
+    int secret; /* the value may carry a password: copied, and hidden in argv */
 };
 
 #define OFF(field) offsetof(struct pge_config, field)
 
 static const struct option options[] = {
-    {"database-url", "DATABASE_URL", K_STR, OFF(database_url)},
-    {"migrations", "PGENTRY_MIGRATIONS", K_MIGRATIONS, OFF(migrations_dir)},
-    {"table", "PGENTRY_TABLE", K_STR, OFF(table)},
-    {"migrate-cmd", "PGENTRY_MIGRATE_CMD", K_STR, OFF(migrate_cmd)},
-    {"no-migrate", "PGENTRY_NO_MIGRATE", K_BOOL, OFF(no_migrate)},
-    {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", K_BOOL, OFF(wait_migrations)},
-    {"wait-timeout", "PGENTRY_WAIT_TIMEOUT", K_DURATION, OFF(wait_timeout_ms)},
-    {"connect-timeout", "PGENTRY_CONNECT_TIMEOUT", K_DURATION, OFF(connect_timeout_ms)},
-    {"backoff-initial", "PGENTRY_BACKOFF_INITIAL", K_DURATION, OFF(backoff_initial_ms)},
-    {"backoff-max", "PGENTRY_BACKOFF_MAX", K_DURATION, OFF(backoff_max_ms)},
-    {"wait-tcp", "PGENTRY_WAIT_TCP", K_LIST_TCP, OFF(wait_tcp)},
-    {"wait-http", "PGENTRY_WAIT_HTTP", K_LIST_HTTP, OFF(wait_http)},
-    {"health-addr", "PGENTRY_HEALTH_ADDR", K_HEALTH, OFF(health_addr)},
-    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_URL, OFF(app_health_url)},
-    {"exec", "PGENTRY_EXEC", K_BOOL, OFF(exec)},
-    {"stop-timeout", "PGENTRY_STOP_TIMEOUT", K_DURATION, OFF(stop_timeout_ms)},
-    {"signal-group", "PGENTRY_SIGNAL_GROUP", K_BOOL, OFF(signal_group)},
-    {"rewrite", "PGENTRY_REWRITE", K_REWRITE, OFF(rewrite)},
-    {"user", "PGENTRY_USER", K_STR, OFF(user)},
-    {"lock-wait", "PGENTRY_LOCK_WAIT", K_DURATION, OFF(lock_wait_ms)},
-    {"lock-timeout", "PGENTRY_LOCK_TIMEOUT", K_DURATION, OFF(lock_timeout_ms)},
-    {"log-format", "PGENTRY_LOG_FORMAT", K_FORMAT, OFF(log_format)},
-    {"log-level", "PGENTRY_LOG_LEVEL", K_LEVEL, OFF(log_level)},
+    {"database-url", "DATABASE_URL", K_STR, OFF(database_url), 1},
+    {"migrations", "PGENTRY_MIGRATIONS", K_MIGRATIONS, OFF(migrations_dir), 0},
+    {"table", "PGENTRY_TABLE", K_STR, OFF(table), 0},
+    {"migrate-cmd", "PGENTRY_MIGRATE_CMD", K_STR, OFF(migrate_cmd), 0},
+    {"no-migrate", "PGENTRY_NO_MIGRATE", K_BOOL, OFF(no_migrate), 0},
+    {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", K_BOOL, OFF(wait_migrations), 0},
+    {"wait-timeout", "PGENTRY_WAIT_TIMEOUT", K_DURATION, OFF(wait_timeout_ms), 0},
+    {"connect-timeout", "PGENTRY_CONNECT_TIMEOUT", K_DURATION, OFF(connect_timeout_ms), 0},
+    {"backoff-initial", "PGENTRY_BACKOFF_INITIAL", K_DURATION, OFF(backoff_initial_ms), 0},
+    {"backoff-max", "PGENTRY_BACKOFF_MAX", K_DURATION, OFF(backoff_max_ms), 0},
+    {"wait-tcp", "PGENTRY_WAIT_TCP", K_LIST_TCP, OFF(wait_tcp), 0},
+    {"wait-http", "PGENTRY_WAIT_HTTP", K_LIST_HTTP, OFF(wait_http), 1},
+    {"health-addr", "PGENTRY_HEALTH_ADDR", K_HEALTH, OFF(health_addr), 0},
+    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_URL, OFF(app_health_url), 1},
+    {"exec", "PGENTRY_EXEC", K_BOOL, OFF(exec), 0},
+    {"stop-timeout", "PGENTRY_STOP_TIMEOUT", K_DURATION, OFF(stop_timeout_ms), 0},
+    {"signal-group", "PGENTRY_SIGNAL_GROUP", K_BOOL, OFF(signal_group), 0},
+    {"rewrite", "PGENTRY_REWRITE", K_REWRITE, OFF(rewrite), 0},
+    {"user", "PGENTRY_USER", K_STR, OFF(user), 0},
+    {"lock-wait", "PGENTRY_LOCK_WAIT", K_DURATION, OFF(lock_wait_ms), 0},
+    {"lock-timeout", "PGENTRY_LOCK_TIMEOUT", K_DURATION, OFF(lock_timeout_ms), 0},
+    {"log-format", "PGENTRY_LOG_FORMAT", K_FORMAT, OFF(log_format), 0},
+    {"log-level", "PGENTRY_LOG_LEVEL", K_LEVEL, OFF(log_level), 0},
 };
 
 static const struct {
@@ -138,6 +139,10 @@ void pge_config_free(struct pge_config *cfg)
         return;
     free_list(&cfg->wait_tcp, &cfg->nwait_tcp);
     free_list(&cfg->wait_http, &cfg->nwait_http);
+    free_list(&cfg->owned, &cfg->nowned);
+    free(cfg->secret_args);
+    cfg->secret_args = NULL;
+    cfg->nsecret_args = 0;
 }
 
 static void defaults(struct pge_config *cfg)
@@ -166,6 +171,26 @@ static int list_add(char ***list, size_t *n, const char *item, size_t len)
     if (!grown[*n])
         return -1;
     (*n)++;
+    return 0;
+}
+
+/* A copy of an argv value, owned by the config: argv itself may be rewritten to hide a
+ * password (pge_config_hide_secrets). NULL when out of memory. */
+static const char *keep(struct pge_config *cfg, const char *value)
+{
+    if (list_add(&cfg->owned, &cfg->nowned, value, strlen(value)) < 0)
+        return NULL;
+    return cfg->owned[cfg->nowned - 1];
+}
+
+static int remember_secret_arg(struct pge_config *cfg, int index, size_t offset)
+{
+    struct pge_config_argref *grown =
+        realloc(cfg->secret_args, (cfg->nsecret_args + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    cfg->secret_args = grown;
+    grown[cfg->nsecret_args++] = (struct pge_config_argref){index, offset};
     return 0;
 }
 
@@ -201,6 +226,11 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
         snprintf(name, sizeof name, "%s", o->env);
     else
         snprintf(name, sizeof name, "--%s", o->flag);
+    if (o->secret && !from_env && o->kind != K_LIST_HTTP && value[0] &&
+        !(value = keep(cfg, value))) {
+        set_err(err, errsize, "out of memory");
+        return PGE_CONFIG_INVALID;
+    }
 
     switch (o->kind) {
     case K_STR:
@@ -553,6 +583,10 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
             if (r != PGE_CONFIG_OK)
                 return r;
             seen[idx] = 1;
+            if (o->secret && remember_secret_arg(cfg, i, eq ? (size_t)(eq + 1 - a) : 0) < 0) {
+                set_err(err, errsize, "out of memory");
+                return PGE_CONFIG_INVALID;
+            }
             if (o->offset == OFF(database_url) && cfg->database_url)
                 cfg->db_configured = 1;
             continue;
@@ -582,7 +616,13 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
             break;
         }
         if (takes_positional(cfg->cmd) && !cfg->target) {
-            cfg->target = a;
+            /* The healthcheck URL may carry credentials like any other URL. */
+            int secret = cfg->cmd == PGE_CMD_HEALTHCHECK;
+            cfg->target = secret ? keep(cfg, a) : a;
+            if (!cfg->target || (secret && remember_secret_arg(cfg, i, 0) < 0)) {
+                set_err(err, errsize, "out of memory");
+                return PGE_CONFIG_INVALID;
+            }
             continue;
         }
         set_err(err, errsize, "%s: unexpected argument \"%s\": see pgentry --help",
@@ -597,6 +637,28 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
     }
     cfg->sql_only = sql_flag;
     return check(cfg, err, errsize);
+}
+
+void pge_config_hide_secrets(const struct pge_config *cfg, char **argv)
+{
+    for (size_t i = 0; i < cfg->nsecret_args; i++) {
+        char *v = argv[cfg->secret_args[i].index] + cfg->secret_args[i].offset;
+        size_t len = strlen(v);
+        char *shown = malloc(len + 1);
+        if (!shown) {
+            /* Without room to redact, hide the whole value rather than risk showing it. */
+            memset(v, '*', len);
+            continue;
+        }
+        /* Cut to the original length: a prefix of the redacted text still hides the
+         * password, and nothing may be written past the string's end. */
+        pge_redact(v, shown, len + 1);
+        if (strcmp(shown, v) != 0) {
+            memset(v, '\0', len);
+            memcpy(v, shown, strlen(shown));
+        }
+        free(shown);
+    }
 }
 
 const char *pge_config_help(void)

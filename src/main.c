@@ -63,6 +63,8 @@ int main(int argc, char **argv)
         out = PGE_OUTCOME(r == PGE_CONFIG_USAGE ? PGE_OUT_USAGE : PGE_OUT_CONFIG, 0);
         goto done;
     }
+    /* Before anything else runs: ps and /proc/PID/cmdline must never show a password. */
+    pge_config_hide_secrets(&cfg, argv);
     pge_log_setup(cfg.log_level, cfg.log_format);
     switch (cfg.cmd) {
     case PGE_CMD_HELP:

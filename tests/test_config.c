@@ -653,3 +653,99 @@ Test(config, parse_again_after_free, .timeout = 10)
     pge_config_free(&r.cfg);
     pge_config_free(&r.cfg);
 }
+
+/* The strings of args laid out one after another, each NUL-terminated, as the kernel lays out
+ * a process's arguments; argv points into the block. Returns the block's length. */
+static size_t lay_out(char *block, size_t size, char **argv, const char *const *args)
+{
+    size_t n = 0;
+    int argc = 0;
+    argv[argc++] = "pgentry";
+    for (; args[argc - 1]; argc++) {
+        size_t len = strlen(args[argc - 1]) + 1;
+        cr_assert_leq(n + len, size);
+        memcpy(block + n, args[argc - 1], len);
+        argv[argc] = block + n;
+        n += len;
+    }
+    argv[argc] = NULL;
+    return n;
+}
+
+Test(config, secret_values_are_hidden_in_argv_and_kept_in_the_config, .timeout = 10)
+{
+    static const char *const args[] = {
+        "--database-url",
+        "postgres://u:TopSecretPW@db/app",
+        "--wait-http=http://a:HttpSecretPW@api/health",
+        "--wait-http",
+        "http://api/plain",
+        "--app-health-url",
+        "http://127.0.0.1:8000/health?password=QuerySecretPW",
+        "--table",
+        "plain",
+        "--database-url=host=db password=x",
+        "--",
+        "app",
+        "--database-url",
+        "postgres://u:AppOwnPW@db/app",
+        NULL,
+    };
+    /* What each string must read afterwards, padded with NULs to its old length: a mask
+     * longer than the password is cut, never written past the string's end. */
+    static const char *const want[] = {
+        "--database-url",
+        "postgres://u:***@db/app",
+        "--wait-http=http://a:***@api/health",
+        "--wait-http",
+        "http://api/plain",
+        "--app-health-url",
+        "http://127.0.0.1:8000/health?password=***",
+        "--table",
+        "plain",
+        "--database-url=host=db password=*",
+        "--",
+        "app",
+        "--database-url",
+        "postgres://u:AppOwnPW@db/app",
+        NULL,
+    };
+    char block[1024], expect[1024];
+    char *argv[32];
+    memset(block, 'Z', sizeof block);
+    size_t n = lay_out(block, sizeof block, argv, args);
+    memcpy(expect, block, sizeof expect);
+    for (size_t i = 0; want[i]; i++) {
+        char *at = expect + (argv[i + 1] - block);
+        cr_assert_leq(strlen(want[i]), strlen(args[i]), "case %zu", i);
+        memset(at, '\0', strlen(args[i]));
+        memcpy(at, want[i], strlen(want[i]));
+    }
+
+    struct pge_config cfg;
+    char err[256];
+    int argc = (int)(sizeof args / sizeof args[0]);
+    cr_assert_eq(pge_config_parse(&cfg, argc, argv, NULL, err, sizeof err), PGE_CONFIG_OK, "%s",
+                 err);
+    pge_config_hide_secrets(&cfg, argv);
+    for (size_t i = 0; i < sizeof block; i++)
+        cr_assert_eq(block[i], expect[i], "byte %zu of %zu: '%c', wanted '%c'", i, n, block[i],
+                     expect[i]);
+    /* The config still has the real values. */
+    cr_assert_str_eq(cfg.database_url, "host=db password=x");
+    assert_list(cfg.wait_http, cfg.nwait_http,
+                ARGS("http://a:HttpSecretPW@api/health", "http://api/plain"));
+    cr_assert_str_eq(cfg.app_health_url, "http://127.0.0.1:8000/health?password=QuerySecretPW");
+    cr_assert_str_eq(cfg.command[2], "postgres://u:AppOwnPW@db/app", "COMMAND's own arguments");
+    pge_config_free(&cfg);
+
+    /* The healthcheck URL too. */
+    static const char *const hc[] = {"healthcheck", "http://u:HcSecretPW@127.0.0.1:8081/readyz",
+                                     NULL};
+    lay_out(block, sizeof block, argv, hc);
+    cr_assert_eq(pge_config_parse(&cfg, 3, argv, NULL, err, sizeof err), PGE_CONFIG_OK, "%s", err);
+    pge_config_hide_secrets(&cfg, argv);
+    cr_assert_str_eq(argv[2], "http://u:***@127.0.0.1:8081/readyz");
+    cr_assert_str_eq(cfg.target, "http://u:HcSecretPW@127.0.0.1:8081/readyz");
+    pge_config_free(&cfg);
+}

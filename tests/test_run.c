@@ -1,6 +1,7 @@
 /* Integration tests of a whole run: phases as the health endpoint reports them, the real binary
  * against a real PostgreSQL, a real application and real HTTP clients. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,4 +252,50 @@ Test(run, healthcheck_fails_against_waiting_and_closed, .timeout = 30)
     cr_assert_eq(pgt_run(&h, hargv2, NULL, 5000), 1);
     cr_assert(h.elapsed_ms < 3000);
     pgt_proc_free(&h);
+}
+
+/* /proc/PID/cmdline with the NULs between arguments turned into spaces. */
+static void read_cmdline(pid_t pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+}
+
+Test(run, password_never_in_the_process_title, .timeout = 30)
+{
+    struct pgt_proc p;
+    char url[256], wait_http[128], cmdline[4096] = "";
+    snprintf(url, sizeof url, "postgres://u:TopSecretPW@127.0.0.1:%d/x", pgt_free_port());
+    snprintf(wait_http, sizeof wait_http, "--wait-http=http://a:HttpSecretPW@127.0.0.1:%d/",
+             pgt_free_port());
+    const char *argv[] = {"pgentry", "--database-url", url,   wait_http, "--wait-timeout",
+                          "20s",     "--health-addr",  "off", "wait",    NULL};
+    pgt_proc_spawn(&p, argv, NULL);
+    /* Until pgentry has run (the forked test process shows its own arguments before exec). */
+    int64_t deadline = pgt_now_ms() + 5000;
+    while (pgt_now_ms() < deadline && !strstr(cmdline, "--database-url postgres://u:***@")) {
+        usleep(10000);
+        read_cmdline(p.pid, cmdline, sizeof cmdline);
+    }
+    cr_assert(strstr(cmdline, "postgres://u:***@127.0.0.1:"), "never redacted: %s", cmdline);
+    cr_assert(strstr(cmdline, "http://a:***@127.0.0.1:"), "%s", cmdline);
+    cr_assert_null(strstr(cmdline, "TopSecretPW"), "password in the process title: %s", cmdline);
+    cr_assert_null(strstr(cmdline, "HttpSecretPW"), "password in the process title: %s", cmdline);
+    cr_assert(strstr(cmdline, " wait"), "the arguments after it were moved: %s", cmdline);
+    kill(p.pid, SIGTERM);
+    cr_assert_eq(pgt_proc_wait(&p, 5000), 143, "%s", p.err);
+    cr_assert_null(strstr(p.err, "TopSecretPW"), "%s", p.err);
+    pgt_proc_free(&p);
 }

@@ -428,7 +428,10 @@ static int is_negative_number(const char *s)
     return 1;
 }
 
-static enum pge_config_result check(struct pge_config *cfg, char *err, size_t errsize)
+/* Combinations no single option can judge. exec_flag: --exec was given as a flag (not only
+ * PGENTRY_EXEC in the environment). */
+static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char *err,
+                                    size_t errsize)
 {
     if ((cfg->cmd == PGE_CMD_DOWNGRADE || cfg->cmd == PGE_CMD_STAMP) && !cfg->target) {
         set_err(err, errsize, "%s needs a target: %s", pge_config_cmd_name(cfg->cmd),
@@ -449,10 +452,16 @@ static enum pge_config_result check(struct pge_config *cfg, char *err, size_t er
         return PGE_CONFIG_USAGE;
     }
     if (cfg->exec && cfg->ncommand == 0) {
-        set_err(err, errsize,
-                "--exec needs a COMMAND to replace pgentry with: pgentry --exec -- "
-                "uvicorn app:app");
-        return PGE_CONFIG_USAGE;
+        /* PGENTRY_EXEC=1 is set in an image for its application: `docker exec app pgentry
+         * current`, the init-container mode and the healthcheck run without a COMMAND and
+         * must not trip over it. Only a typed --exec without COMMAND is a mistake. */
+        if (exec_flag) {
+            set_err(err, errsize,
+                    "--exec needs a COMMAND to replace pgentry with: pgentry --exec -- "
+                    "uvicorn app:app");
+            return PGE_CONFIG_USAGE;
+        }
+        cfg->exec = 0;
     }
     if (cfg->no_migrate && cfg->wait_migrations) {
         set_err(err, errsize, "--no-migrate and --wait-migrations contradict each other: keep one");
@@ -636,7 +645,7 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
         return PGE_CONFIG_USAGE;
     }
     cfg->sql_only = sql_flag;
-    return check(cfg, err, errsize);
+    return check(cfg, seen[find_option("exec", 4) - options], err, errsize);
 }
 
 void pge_config_hide_secrets(const struct pge_config *cfg, char **argv)
@@ -713,7 +722,9 @@ const char *pge_config_help(void)
            "Application:\n"
            "  --exec                    PGENTRY_EXEC=1   replace pgentry with COMMAND: no health\n"
            "                                             endpoint, no zombie reaping, no stop\n"
-           "                                             timeout (COMMAND must do its own init)\n"
+           "                                             timeout (COMMAND must do its own init);\n"
+           "                                             without a COMMAND, PGENTRY_EXEC is\n"
+           "                                             ignored and --exec is an error\n"
            "  --stop-timeout DUR        PGENTRY_STOP_TIMEOUT   then SIGKILL (10s)\n"
            "  --signal-group            PGENTRY_SIGNAL_GROUP=1 signal the child's process group\n"
            "  --rewrite SIG:SIG         PGENTRY_REWRITE  e.g. TERM:QUIT; TO may be 0 (repeat)\n"

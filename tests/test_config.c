@@ -238,6 +238,32 @@ Test(config, booleans, .timeout = 10)
     }
 }
 
+Test(config, exec_from_the_environment_only_applies_to_a_command, .timeout = 10)
+{
+    /* An image sets PGENTRY_EXEC=1 for its app; `docker exec app pgentry current`, the
+     * init-container mode and the healthcheck must still work. */
+    const struct {
+        const char *const *args;
+        enum pge_cmd cmd;
+        int exec;
+    } cases[] = {
+        {NONE, PGE_CMD_RUN, 0},
+        {ARGS("current"), PGE_CMD_CURRENT, 0},
+        {ARGS("upgrade"), PGE_CMD_UPGRADE, 0},
+        {ARGS("wait"), PGE_CMD_WAIT, 0},
+        {ARGS("healthcheck"), PGE_CMD_HEALTHCHECK, 0},
+        {ARGS("--"), PGE_CMD_RUN, 0},
+        {ARGS("app"), PGE_CMD_RUN, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct run r;
+        run_ok(&r, cases[i].args, ARGS("PGENTRY_EXEC=1"));
+        cr_assert_eq(r.cfg.cmd, cases[i].cmd, "case %zu", i);
+        cr_assert_eq(r.cfg.exec, cases[i].exec, "case %zu: exec without COMMAND is kept", i);
+        pge_config_free(&r.cfg);
+    }
+}
+
 Test(config, empty_variables_keep_defaults, .timeout = 10)
 {
     /* VAR= in a compose file means "not set": defaults stay, nothing is rejected. */
@@ -554,7 +580,8 @@ static const struct error_case error_cases[] = {
     {ARGS("wait", "--sql"), NONE, PGE_CONFIG_USAGE, "--sql goes with upgrade or downgrade"},
     {ARGS("status", "-m", "x"), NONE, PGE_CONFIG_USAGE, "-m goes with revision only"},
     {ARGS("--exec"), NONE, PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
-    {NONE, ARGS("PGENTRY_EXEC=1"), PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
+    {ARGS("--exec", "current"), NONE, PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
+    {ARGS("wait", "--exec"), ARGS("PGENTRY_EXEC=1"), PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
     {ARGS("--no-migrate", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
     {ARGS("--migrate-cmd", "true", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
     {ARGS("--connect-timeout", "0"), NONE, PGE_CONFIG_USAGE, "--connect-timeout must be more"},

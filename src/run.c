@@ -375,6 +375,20 @@ static int scan_migrations(struct run *r, struct pge_outcome *out)
     if (cfg->cmd == PGE_CMD_RUN) {
         if (cfg->no_migrate)
             return 0;
+        if (!cfg->db_configured && (cfg->migrate_cmd || cfg->wait_migrations)) {
+            /* Both need the database (the lock, the history table): starting the app without
+             * them would be the silent skip the contract forbids. */
+            const char *opt = cfg->migrate_cmd ? "--migrate-cmd" : "--wait-migrations";
+            pge_error(cfg->migrate_cmd
+                          ? "--migrate-cmd needs a database: set DATABASE_URL (or --database-url, "
+                            "PGHOST, PGSERVICE), or drop --migrate-cmd (PGENTRY_MIGRATE_CMD)"
+                          : "--wait-migrations needs a database: set DATABASE_URL (or "
+                            "--database-url, PGHOST, PGSERVICE), or drop --wait-migrations "
+                            "(PGENTRY_WAIT_MIGRATIONS)",
+                      PGE_STR("option", opt));
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
         r->migrate = cfg->db_configured;
         /* --migrate-cmd brings its own files. */
         if (cfg->migrate_cmd)

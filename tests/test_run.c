@@ -299,3 +299,43 @@ Test(run, password_never_in_the_process_title, .timeout = 30)
     cr_assert_null(strstr(p.err, "TopSecretPW"), "%s", p.err);
     pgt_proc_free(&p);
 }
+
+Test(run, migration_options_without_a_database_are_a_configuration_error, .timeout = 30)
+{
+    /* Never a silent skip: the app must not start as if the migrations had been dealt with. */
+    static const struct {
+        const char *flag, *value, *env;
+    } cases[] = {
+        {"--migrate-cmd", "true", NULL},
+        {"--wait-migrations", NULL, NULL},
+        {NULL, NULL, "PGENTRY_MIGRATE_CMD=true"},
+        {NULL, NULL, "PGENTRY_WAIT_MIGRATIONS=1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pgt_proc p;
+        char dir[256], marker[300], cmd[400];
+        pgt_tempdir(dir, sizeof dir);
+        snprintf(marker, sizeof marker, "%s/app-started", dir);
+        snprintf(cmd, sizeof cmd, "touch %s", marker);
+        const char *argv[10];
+        int n = 0;
+        argv[n++] = "pgentry";
+        argv[n++] = "--health-addr";
+        argv[n++] = "off";
+        if (cases[i].flag)
+            argv[n++] = cases[i].flag;
+        if (cases[i].value)
+            argv[n++] = cases[i].value;
+        argv[n++] = "--";
+        argv[n++] = "sh";
+        argv[n++] = "-c";
+        argv[n++] = cmd;
+        argv[n] = NULL;
+        const char *env[] = {cases[i].env, NULL};
+        int rc = pgt_run(&p, argv, env, 10000);
+        cr_assert_eq(rc, 78, "case %zu: exit %d:\n%s", i, rc, p.err);
+        cr_assert(strstr(p.err, "needs a database: set DATABASE_URL"), "case %zu:\n%s", i, p.err);
+        cr_assert_neq(access(marker, F_OK), 0, "case %zu: the app started", i);
+        pgt_proc_free(&p);
+    }
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pgentry/backoff.h"
+#include "pgentry/migplan.h"
 #include "pgentry/parse.h"
 #include "pgentry/redact.h"
 
@@ -428,6 +429,24 @@ static int is_negative_number(const char *s)
     return 1;
 }
 
+/* The planner's name for a subcommand that takes a target: 0, or -1 for the others. */
+static int target_command(enum pge_cmd cmd, enum pge_migplan_command *out)
+{
+    switch (cmd) {
+    case PGE_CMD_UPGRADE:
+        *out = PGE_MIGPLAN_CMD_UPGRADE;
+        return 0;
+    case PGE_CMD_DOWNGRADE:
+        *out = PGE_MIGPLAN_CMD_DOWNGRADE;
+        return 0;
+    case PGE_CMD_STAMP:
+        *out = PGE_MIGPLAN_CMD_STAMP;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 /* Combinations no single option can judge. exec_flag: --exec was given as a flag (not only
  * PGENTRY_EXEC in the environment). */
 static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char *err,
@@ -484,19 +503,12 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
         set_err(err, errsize, "--backoff-max must be at least --backoff-initial");
         return PGE_CONFIG_USAGE;
     }
-    if (cfg->cmd == PGE_CMD_DOWNGRADE && cfg->target) {
-        const char *t = cfg->target;
-        int ok = strcmp(t, "base") == 0 || is_negative_number(t);
-        if (!ok) {
-            ok = *t != '\0';
-            for (const char *p = t; *p; p++)
-                ok = ok && *p >= '0' && *p <= '9';
-        }
-        if (!ok) {
-            set_err(err, errsize, "downgrade target \"%s\": use -N (steps), VERSION or base", t);
-            return PGE_CONFIG_USAGE;
-        }
-    }
+    /* Each command takes only some kinds of target: say so now, not after the database has
+     * answered (and, in a run, after waiting for it). */
+    enum pge_migplan_command tc;
+    if (target_command(cfg->cmd, &tc) == 0 &&
+        pge_migplan_check_target(tc, cfg->target, NULL, err, errsize) != PGE_MIGPLAN_OK)
+        return PGE_CONFIG_USAGE;
     return PGE_CONFIG_OK;
 }
 

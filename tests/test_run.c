@@ -339,3 +339,71 @@ Test(run, migration_options_without_a_database_are_a_configuration_error, .timeo
         pgt_proc_free(&p);
     }
 }
+
+Test(run, mistakes_fail_at_once_before_waiting, .timeout = 60)
+{
+    /* The database is down (a closed port) and would be waited for 30 s: a usage or
+     * configuration mistake must not wait for it, nor be reported as "not ready" (69). */
+    static char long_table[80];
+    memset(long_table, 'h', 64);
+    static const struct {
+        const char *args[8];
+        int code;
+        const char *needle;
+    } cases[] = {
+        {{"upgrade", "base"}, 64, "upgrade: bad target \"base\""},
+        {{"downgrade", "head"}, 64, "downgrade: bad target \"head\""},
+        {{"stamp", "+1"}, 64, "stamp: bad target \"+1\""},
+        {{"--table", ".hist", "upgrade"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--table", long_table, "current"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--table", "a.b.c", "--", "true"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--user", "pgt-no-such-user", "--", "true"}, 78, "unknown user"},
+    };
+    struct run_env e;
+    char url[256];
+    snprintf(url, sizeof url, "postgres://u:pw@127.0.0.1:%d/db", pgt_free_port());
+    run_env_init(&e, url);
+    add_migration(&e, "0001_a.up.sql", "CREATE TABLE t (id int);\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[16] = {"pgentry", "--wait-timeout", "30s"};
+        int n = 3;
+        for (int k = 0; cases[i].args[k]; k++)
+            argv[n++] = cases[i].args[k];
+        argv[n] = NULL;
+        struct pgt_proc p;
+        int rc = pgt_run(&p, argv, e.env, 10000);
+        cr_assert_eq(rc, cases[i].code, "case %zu (%s): exit %d:\n%s", i, cases[i].needle, rc,
+                     p.err);
+        cr_assert(strstr(p.err, cases[i].needle), "case %zu: no \"%s\" in:\n%s", i, cases[i].needle,
+                  p.err);
+        cr_assert_lt(p.elapsed_ms, 1000, "case %zu took %lld ms", i, (long long)p.elapsed_ms);
+        cr_assert_null(strstr(p.err, "waiting for dependency"), "case %zu waited:\n%s", i, p.err);
+        pgt_proc_free(&p);
+    }
+}
+
+Test(run, unknown_user_applies_no_migration, .timeout = 60)
+{
+    struct pgt_pg *pg = pgt_pg_shared();
+    struct run_env e;
+    struct pgt_proc p;
+    char url[256], db[64], marker[300], cmd[400];
+    pgt_pg_createdb(pg, db, sizeof db);
+    run_env_init(&e, pgt_pg_url(pg, db, url, sizeof url));
+    add_migration(&e, "0001_a.up.sql", "CREATE TABLE t (id int);\n");
+    snprintf(marker, sizeof marker, "%s/app-started", e.dir);
+    snprintf(cmd, sizeof cmd, "touch %s", marker);
+    const char *argv[] = {"pgentry", "--user", "pgt-no-such-user", "--", "sh", "-c", cmd, NULL};
+    int rc = pgt_run(&p, argv, e.env, 10000);
+    cr_assert_eq(rc, 78, "exit %d:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "unknown user"), "%s", p.err);
+    cr_assert_null(strstr(p.err, "applied"), "%s", p.err);
+    char *t = pgt_pg_query(pg, db, "SELECT coalesce(to_regclass('t')::text, 'none')");
+    cr_assert_str_eq(t, "none", "the migration ran before the --user check");
+    free(t);
+    t = pgt_pg_query(pg, db, "SELECT coalesce(to_regclass('pgentry_migrations')::text, 'none')");
+    cr_assert_str_eq(t, "none", "the history table was created before the --user check");
+    free(t);
+    cr_assert_neq(access(marker, F_OK), 0, "the app ran");
+    pgt_proc_free(&p);
+}

@@ -531,7 +531,9 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("could not create the event loop");
         return out;
     }
-    if (cfg->cmd == PGE_CMD_RUN && pge_super_init_process() < 0)
+    /* Not with --exec: the flag survives execve, and the app would collect orphans it never
+     * reaps. */
+    if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_super_init_process() < 0)
         pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
                  PGE_STR("error", strerror(errno)));
     if (prepare(&r, &out) < 0)

@@ -36,8 +36,9 @@ struct pge_super_opts {
  * CANNOT_EXEC (126), CONFIG (--user could not be applied; COMMAND never ran). */
 typedef void (*pge_super_cb)(void *arg, struct pge_outcome outcome);
 
-/* Prepare process-wide init duties once at start-up (subreaper when not PID 1). Returns 0 or
- * -1 with errno. */
+/* Prepare process-wide init duties once at start-up (subreaper when not PID 1). Only for a
+ * supervisor: the subreaper flag survives execve, so a process about to exec COMMAND (--exec)
+ * must not call this. Returns 0 or -1 with errno. */
 int pge_super_init_process(void);
 
 /* A supervisor on the default loop (child watchers need it). opts is copied; the strings and

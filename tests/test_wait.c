@@ -52,6 +52,24 @@ Test(wait, pacing_follows_what_the_server_said, .timeout = 10)
     }
 }
 
+Test(wait, an_unencoded_at_in_the_password_is_refused_at_once, .timeout = 30)
+{
+    /* libpq would split it at the first '@' and name "Secret-pw@127.0.0.1" as the host. */
+    struct pgt_proc p;
+    char url[256];
+    snprintf(url, sizeof url, "postgres://postgres:Top@Secret-pw@127.0.0.1:%d/db", pgt_free_port());
+    char *env[] = {envvar("DATABASE_URL", url), NULL};
+    const char *argv[] = {"pgentry", "wait", "--wait-timeout", "20s", NULL};
+    int rc = pgt_run(&p, argv, (const char *const *)env, 10000);
+    cr_assert_eq(rc, 78, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "percent-encode @ in the password as %40"), "%s", p.err);
+    cr_assert(p.elapsed_ms < 1000, "took %lld ms", (long long)p.elapsed_ms);
+    assert_no_password(&p);
+    cr_assert_null(strstr(p.err, "Top@"), "part of the password leaked:\n%s", p.err);
+    pgt_proc_free(&p);
+    free(env[0]);
+}
+
 Test(wait, ready_server_returns_zero_quickly, .timeout = 30)
 {
     struct pgt_pg *pg = pgt_pg_shared();

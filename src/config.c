@@ -512,6 +512,35 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
     return PGE_CONFIG_OK;
 }
 
+/* The environment's value for every option no flag has set (seen[i]: option i was a flag).
+ * A healthcheck reads only the health address: the container's variables are set for the app,
+ * and one the probe does not use must not turn a healthy answer into an error. */
+static enum pge_config_result apply_environment(struct pge_config *cfg, char **envp,
+                                                const unsigned char *seen, char *err,
+                                                size_t errsize)
+{
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const char *v = pge_config_getenv(envp, options[i].env);
+        if (!v || seen[i])
+            continue;
+        if (cfg->cmd == PGE_CMD_HEALTHCHECK && options[i].kind != K_HEALTH)
+            continue;
+        /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
+        if (v[0] == '\0' && options[i].kind != K_BOOL)
+            continue;
+        enum pge_config_result r = apply(cfg, &options[i], v, 1, 1, err, errsize);
+        if (r != PGE_CONFIG_OK)
+            return r;
+    }
+    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE"};
+    for (size_t i = 0; i < sizeof db_vars / sizeof db_vars[0]; i++) {
+        const char *v = pge_config_getenv(envp, db_vars[i]);
+        if (v && v[0])
+            cfg->db_configured = 1;
+    }
+    return PGE_CONFIG_OK;
+}
+
 enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char **argv, char **envp,
                                         char *err, size_t errsize)
 {
@@ -524,24 +553,7 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
     if (err && errsize)
         err[0] = '\0';
 
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const char *v = pge_config_getenv(envp, options[i].env);
-        if (!v)
-            continue;
-        /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
-        if (v[0] == '\0' && options[i].kind != K_BOOL)
-            continue;
-        r = apply(cfg, &options[i], v, 1, 1, err, errsize);
-        if (r != PGE_CONFIG_OK)
-            return r;
-    }
-    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE"};
-    for (size_t i = 0; i < sizeof db_vars / sizeof db_vars[0]; i++) {
-        const char *v = pge_config_getenv(envp, db_vars[i]);
-        if (v && v[0])
-            cfg->db_configured = 1;
-    }
-
+    /* Flags first, so that the command is known before the environment is read. */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
@@ -651,6 +663,9 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
         return PGE_CONFIG_USAGE;
     }
 
+    r = apply_environment(cfg, envp, seen, err, errsize);
+    if (r != PGE_CONFIG_OK)
+        return r;
     if (cfg->ncommand > 0 && cfg->cmd != PGE_CMD_RUN) {
         set_err(err, errsize, "%s takes no COMMAND; to run one: pgentry [OPTIONS] -- COMMAND",
                 pge_config_cmd_name(cfg->cmd));

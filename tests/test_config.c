@@ -264,6 +264,34 @@ Test(config, exec_from_the_environment_only_applies_to_a_command, .timeout = 10)
     }
 }
 
+Test(config, healthcheck_reads_only_the_health_address_from_the_environment, .timeout = 10)
+{
+    /* The container's variables are the app's: one the probe does not use cannot break it. */
+    struct run r;
+    run_ok(&r, ARGS("healthcheck"),
+           ARGS("PGENTRY_WAIT_TIMEOUT=bogus", "PGENTRY_WAIT_TCP=bad", "PGENTRY_LOG_LEVEL=loud",
+                "PGENTRY_APP_HEALTH_URL=nope", "PGENTRY_HEALTH_ADDR=127.0.0.1:9000"));
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    cr_assert_str_eq(r.cfg.health_addr, "127.0.0.1:9000");
+    pge_config_free(&r.cfg);
+    /* What it does read, it checks; the caller learns that the healthcheck failed. */
+    run(&r, ARGS("healthcheck"), ARGS("PGENTRY_HEALTH_ADDR=8081"));
+    cr_assert_eq(r.r, PGE_CONFIG_INVALID);
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    pge_config_free(&r.cfg);
+    run(&r, ARGS("healthcheck", "--wait-timeout", "soon"), NONE);
+    cr_assert_eq(r.r, PGE_CONFIG_USAGE);
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    pge_config_free(&r.cfg);
+    /* Other commands still read every variable; a flag means the variable is never read. */
+    run(&r, ARGS("wait"), ARGS("PGENTRY_WAIT_TIMEOUT=bogus"));
+    cr_assert_eq(r.r, PGE_CONFIG_USAGE);
+    pge_config_free(&r.cfg);
+    run_ok(&r, ARGS("wait", "--wait-timeout", "5s"), ARGS("PGENTRY_WAIT_TIMEOUT=bogus"));
+    cr_assert_eq(r.cfg.wait_timeout_ms, 5000);
+    pge_config_free(&r.cfg);
+}
+
 Test(config, empty_variables_keep_defaults, .timeout = 10)
 {
     /* VAR= in a compose file means "not set": defaults stay, nothing is rejected. */

@@ -407,3 +407,47 @@ Test(run, unknown_user_applies_no_migration, .timeout = 60)
     cr_assert_neq(access(marker, F_OK), 0, "the app ran");
     pgt_proc_free(&p);
 }
+
+Test(run, healthcheck_answers_only_zero_or_one, .timeout = 30)
+{
+    /* Docker reads 0 as healthy, 1 as unhealthy and reserves 2: a configuration problem is
+     * an unhealthy answer with its reason, never 64 or 78. */
+    int port = pgt_free_port();
+    char url[128], e_addr[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    snprintf(e_addr, sizeof e_addr, "PGENTRY_HEALTH_ADDR=127.0.0.1:%d", port);
+    pid_t srv = pgt_http_server(port, 200);
+    static const struct {
+        const char *arg; /* after "healthcheck"; NULL: none */
+        const char *env;
+        int code;
+        const char *says;
+    } cases[] = {
+        /* Variables set for the app do not concern the probe. */
+        {NULL, "PGENTRY_WAIT_TIMEOUT=bogus", 0, "healthy"},
+        {NULL, "PGENTRY_WAIT_TCP=bad", 0, "healthy"},
+        {NULL, "PGENTRY_REWRITE=NOPE", 0, "healthy"},
+        /* What the probe uses, or a mistyped command line: unhealthy, and why. */
+        {NULL, "PGENTRY_HEALTH_ADDR=8081", 1, "unhealthy: PGENTRY_HEALTH_ADDR: \"8081\""},
+        {"--wait-timeout=soon", NULL, 1, "unhealthy: --wait-timeout: bad duration"},
+        {"--bogus", NULL, 1, "unhealthy: unknown option --bogus"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pgt_proc p;
+        const char *argv[] = {"pgentry", "healthcheck", cases[i].arg, NULL};
+        const char *env[] = {e_addr, cases[i].env, NULL};
+        /* The address comes from the environment unless the case replaces it. */
+        if (cases[i].env && strncmp(cases[i].env, "PGENTRY_HEALTH_ADDR=", 20) == 0) {
+            env[0] = cases[i].env;
+            env[1] = NULL;
+        }
+        int rc = pgt_run(&p, argv, env, 10000);
+        cr_assert_eq(rc, cases[i].code, "case %zu: exit %d\n%s%s", i, rc, p.out, p.err);
+        cr_assert(strncmp(p.out, cases[i].says, strlen(cases[i].says)) == 0, "case %zu: %s", i,
+                  p.out);
+        cr_assert_eq(strchr(p.out, '\n'), p.out + strlen(p.out) - 1, "case %zu: not one line: %s",
+                     i, p.out);
+        pgt_proc_free(&p);
+    }
+    pgt_kill(srv);
+}

@@ -90,9 +90,11 @@ struct pge_config {
 };
 
 /* Parse argv (argv[0] is the program) and envp (NULL-terminated "K=V" strings) into cfg.
- * On failure returns USAGE or INVALID with a one-line message (naming the problem and the fix)
- * in err. cfg must be released with pge_config_free() in every case. Pure: reads nothing but
- * its arguments. */
+ * Flags are read first and win; a variable is read only for an option no flag set, and a
+ * healthcheck reads only PGENTRY_HEALTH_ADDR. On failure returns USAGE or INVALID with a
+ * one-line message (naming the problem and the fix) in err; cfg->cmd then says which
+ * subcommand failed once its word was read (else PGE_CMD_RUN). cfg must be released with
+ * pge_config_free() in every case. Pure: reads nothing but its arguments. */
 enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char **argv, char **envp,
                                         char *err, size_t errsize);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pgentry/backoff.h"
+#include "pgentry/migplan.h"
 #include "pgentry/parse.h"
 #include "pgentry/redact.h"
 
@@ -30,34 +31,35 @@ struct option {
     const char *env;
     enum kind kind;
     size_t offset;
+    int secret; /* the value may carry a password: copied, and hidden in argv */
 };
 
 #define OFF(field) offsetof(struct pge_config, field)
 
 static const struct option options[] = {
-    {"database-url", "DATABASE_URL", K_STR, OFF(database_url)},
-    {"migrations", "PGENTRY_MIGRATIONS", K_MIGRATIONS, OFF(migrations_dir)},
-    {"table", "PGENTRY_TABLE", K_STR, OFF(table)},
-    {"migrate-cmd", "PGENTRY_MIGRATE_CMD", K_STR, OFF(migrate_cmd)},
-    {"no-migrate", "PGENTRY_NO_MIGRATE", K_BOOL, OFF(no_migrate)},
-    {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", K_BOOL, OFF(wait_migrations)},
-    {"wait-timeout", "PGENTRY_WAIT_TIMEOUT", K_DURATION, OFF(wait_timeout_ms)},
-    {"connect-timeout", "PGENTRY_CONNECT_TIMEOUT", K_DURATION, OFF(connect_timeout_ms)},
-    {"backoff-initial", "PGENTRY_BACKOFF_INITIAL", K_DURATION, OFF(backoff_initial_ms)},
-    {"backoff-max", "PGENTRY_BACKOFF_MAX", K_DURATION, OFF(backoff_max_ms)},
-    {"wait-tcp", "PGENTRY_WAIT_TCP", K_LIST_TCP, OFF(wait_tcp)},
-    {"wait-http", "PGENTRY_WAIT_HTTP", K_LIST_HTTP, OFF(wait_http)},
-    {"health-addr", "PGENTRY_HEALTH_ADDR", K_HEALTH, OFF(health_addr)},
-    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_URL, OFF(app_health_url)},
-    {"exec", "PGENTRY_EXEC", K_BOOL, OFF(exec)},
-    {"stop-timeout", "PGENTRY_STOP_TIMEOUT", K_DURATION, OFF(stop_timeout_ms)},
-    {"signal-group", "PGENTRY_SIGNAL_GROUP", K_BOOL, OFF(signal_group)},
-    {"rewrite", "PGENTRY_REWRITE", K_REWRITE, OFF(rewrite)},
-    {"user", "PGENTRY_USER", K_STR, OFF(user)},
-    {"lock-wait", "PGENTRY_LOCK_WAIT", K_DURATION, OFF(lock_wait_ms)},
-    {"lock-timeout", "PGENTRY_LOCK_TIMEOUT", K_DURATION, OFF(lock_timeout_ms)},
-    {"log-format", "PGENTRY_LOG_FORMAT", K_FORMAT, OFF(log_format)},
-    {"log-level", "PGENTRY_LOG_LEVEL", K_LEVEL, OFF(log_level)},
+    {"database-url", "DATABASE_URL", K_STR, OFF(database_url), 1},
+    {"migrations", "PGENTRY_MIGRATIONS", K_MIGRATIONS, OFF(migrations_dir), 0},
+    {"table", "PGENTRY_TABLE", K_STR, OFF(table), 0},
+    {"migrate-cmd", "PGENTRY_MIGRATE_CMD", K_STR, OFF(migrate_cmd), 0},
+    {"no-migrate", "PGENTRY_NO_MIGRATE", K_BOOL, OFF(no_migrate), 0},
+    {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", K_BOOL, OFF(wait_migrations), 0},
+    {"wait-timeout", "PGENTRY_WAIT_TIMEOUT", K_DURATION, OFF(wait_timeout_ms), 0},
+    {"connect-timeout", "PGENTRY_CONNECT_TIMEOUT", K_DURATION, OFF(connect_timeout_ms), 0},
+    {"backoff-initial", "PGENTRY_BACKOFF_INITIAL", K_DURATION, OFF(backoff_initial_ms), 0},
+    {"backoff-max", "PGENTRY_BACKOFF_MAX", K_DURATION, OFF(backoff_max_ms), 0},
+    {"wait-tcp", "PGENTRY_WAIT_TCP", K_LIST_TCP, OFF(wait_tcp), 0},
+    {"wait-http", "PGENTRY_WAIT_HTTP", K_LIST_HTTP, OFF(wait_http), 1},
+    {"health-addr", "PGENTRY_HEALTH_ADDR", K_HEALTH, OFF(health_addr), 0},
+    {"app-health-url", "PGENTRY_APP_HEALTH_URL", K_URL, OFF(app_health_url), 1},
+    {"exec", "PGENTRY_EXEC", K_BOOL, OFF(exec), 0},
+    {"stop-timeout", "PGENTRY_STOP_TIMEOUT", K_DURATION, OFF(stop_timeout_ms), 0},
+    {"signal-group", "PGENTRY_SIGNAL_GROUP", K_BOOL, OFF(signal_group), 0},
+    {"rewrite", "PGENTRY_REWRITE", K_REWRITE, OFF(rewrite), 0},
+    {"user", "PGENTRY_USER", K_STR, OFF(user), 0},
+    {"lock-wait", "PGENTRY_LOCK_WAIT", K_DURATION, OFF(lock_wait_ms), 0},
+    {"lock-timeout", "PGENTRY_LOCK_TIMEOUT", K_DURATION, OFF(lock_timeout_ms), 0},
+    {"log-format", "PGENTRY_LOG_FORMAT", K_FORMAT, OFF(log_format), 0},
+    {"log-level", "PGENTRY_LOG_LEVEL", K_LEVEL, OFF(log_level), 0},
 };
 
 static const struct {
@@ -139,6 +141,10 @@ void pge_config_free(struct pge_config *cfg)
         return;
     free_list(&cfg->wait_tcp, &cfg->nwait_tcp);
     free_list(&cfg->wait_http, &cfg->nwait_http);
+    free_list(&cfg->owned, &cfg->nowned);
+    free(cfg->secret_args);
+    cfg->secret_args = NULL;
+    cfg->nsecret_args = 0;
 }
 
 static void defaults(struct pge_config *cfg)
@@ -167,6 +173,26 @@ static int list_add(char ***list, size_t *n, const char *item, size_t len)
     if (!grown[*n])
         return -1;
     (*n)++;
+    return 0;
+}
+
+/* A copy of an argv value, owned by the config: argv itself may be rewritten to hide a
+ * password (pge_config_hide_secrets). NULL when out of memory. */
+static const char *keep(struct pge_config *cfg, const char *value)
+{
+    if (list_add(&cfg->owned, &cfg->nowned, value, strlen(value)) < 0)
+        return NULL;
+    return cfg->owned[cfg->nowned - 1];
+}
+
+static int remember_secret_arg(struct pge_config *cfg, int index, size_t offset)
+{
+    struct pge_config_argref *grown =
+        realloc(cfg->secret_args, (cfg->nsecret_args + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    cfg->secret_args = grown;
+    grown[cfg->nsecret_args++] = (struct pge_config_argref){index, offset};
     return 0;
 }
 
@@ -202,6 +228,11 @@ static enum pge_config_result apply(struct pge_config *cfg, const struct option 
         snprintf(name, sizeof name, "%s", o->env);
     else
         snprintf(name, sizeof name, "--%s", o->flag);
+    if (o->secret && !from_env && o->kind != K_LIST_HTTP && value[0] &&
+        !(value = keep(cfg, value))) {
+        set_err(err, errsize, "out of memory");
+        return PGE_CONFIG_INVALID;
+    }
 
     switch (o->kind) {
     case K_STR:
@@ -399,7 +430,28 @@ static int is_negative_number(const char *s)
     return 1;
 }
 
-static enum pge_config_result check(struct pge_config *cfg, char *err, size_t errsize)
+/* The planner's name for a subcommand that takes a target: 0, or -1 for the others. */
+static int target_command(enum pge_cmd cmd, enum pge_migplan_command *out)
+{
+    switch (cmd) {
+    case PGE_CMD_UPGRADE:
+        *out = PGE_MIGPLAN_CMD_UPGRADE;
+        return 0;
+    case PGE_CMD_DOWNGRADE:
+        *out = PGE_MIGPLAN_CMD_DOWNGRADE;
+        return 0;
+    case PGE_CMD_STAMP:
+        *out = PGE_MIGPLAN_CMD_STAMP;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Combinations no single option can judge. exec_flag: --exec was given as a flag (not only
+ * PGENTRY_EXEC in the environment). */
+static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char *err,
+                                    size_t errsize)
 {
     if ((cfg->cmd == PGE_CMD_DOWNGRADE || cfg->cmd == PGE_CMD_STAMP) && !cfg->target) {
         set_err(err, errsize, "%s needs a target: %s", pge_config_cmd_name(cfg->cmd),
@@ -420,10 +472,16 @@ static enum pge_config_result check(struct pge_config *cfg, char *err, size_t er
         return PGE_CONFIG_USAGE;
     }
     if (cfg->exec && cfg->ncommand == 0) {
-        set_err(err, errsize,
-                "--exec needs a COMMAND to replace pgentry with: pgentry --exec -- "
-                "uvicorn app:app");
-        return PGE_CONFIG_USAGE;
+        /* PGENTRY_EXEC=1 is set in an image for its application: `docker exec app pgentry
+         * current`, the init-container mode and the healthcheck run without a COMMAND and
+         * must not trip over it. Only a typed --exec without COMMAND is a mistake. */
+        if (exec_flag) {
+            set_err(err, errsize,
+                    "--exec needs a COMMAND to replace pgentry with: pgentry --exec -- "
+                    "uvicorn app:app");
+            return PGE_CONFIG_USAGE;
+        }
+        cfg->exec = 0;
     }
     if (cfg->no_migrate && cfg->wait_migrations) {
         set_err(err, errsize, "--no-migrate and --wait-migrations contradict each other: keep one");
@@ -446,18 +504,40 @@ static enum pge_config_result check(struct pge_config *cfg, char *err, size_t er
         set_err(err, errsize, "--backoff-max must be at least --backoff-initial");
         return PGE_CONFIG_USAGE;
     }
-    if (cfg->cmd == PGE_CMD_DOWNGRADE && cfg->target) {
-        const char *t = cfg->target;
-        int ok = strcmp(t, "base") == 0 || is_negative_number(t);
-        if (!ok) {
-            ok = *t != '\0';
-            for (const char *p = t; *p; p++)
-                ok = ok && *p >= '0' && *p <= '9';
-        }
-        if (!ok) {
-            set_err(err, errsize, "downgrade target \"%s\": use -N (steps), VERSION or base", t);
-            return PGE_CONFIG_USAGE;
-        }
+    /* Each command takes only some kinds of target: say so now, not after the database has
+     * answered (and, in a run, after waiting for it). */
+    enum pge_migplan_command tc;
+    if (target_command(cfg->cmd, &tc) == 0 &&
+        pge_migplan_check_target(tc, cfg->target, NULL, err, errsize) != PGE_MIGPLAN_OK)
+        return PGE_CONFIG_USAGE;
+    return PGE_CONFIG_OK;
+}
+
+/* The environment's value for every option no flag has set (seen[i]: option i was a flag).
+ * A healthcheck reads only the health address: the container's variables are set for the app,
+ * and one the probe does not use must not turn a healthy answer into an error. */
+static enum pge_config_result apply_environment(struct pge_config *cfg, char **envp,
+                                                const unsigned char *seen, char *err,
+                                                size_t errsize)
+{
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const char *v = pge_config_getenv(envp, options[i].env);
+        if (!v || seen[i])
+            continue;
+        if (cfg->cmd == PGE_CMD_HEALTHCHECK && options[i].kind != K_HEALTH)
+            continue;
+        /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
+        if (v[0] == '\0' && options[i].kind != K_BOOL)
+            continue;
+        enum pge_config_result r = apply(cfg, &options[i], v, 1, 1, err, errsize);
+        if (r != PGE_CONFIG_OK)
+            return r;
+    }
+    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE"};
+    for (size_t i = 0; i < sizeof db_vars / sizeof db_vars[0]; i++) {
+        const char *v = pge_config_getenv(envp, db_vars[i]);
+        if (v && v[0])
+            cfg->db_configured = 1;
     }
     return PGE_CONFIG_OK;
 }
@@ -474,24 +554,7 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
     if (err && errsize)
         err[0] = '\0';
 
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const char *v = pge_config_getenv(envp, options[i].env);
-        if (!v)
-            continue;
-        /* An empty variable is "unset" for values; for booleans it is an explicit "off". */
-        if (v[0] == '\0' && options[i].kind != K_BOOL)
-            continue;
-        r = apply(cfg, &options[i], v, 1, 1, err, errsize);
-        if (r != PGE_CONFIG_OK)
-            return r;
-    }
-    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE"};
-    for (size_t i = 0; i < sizeof db_vars / sizeof db_vars[0]; i++) {
-        const char *v = pge_config_getenv(envp, db_vars[i]);
-        if (v && v[0])
-            cfg->db_configured = 1;
-    }
-
+    /* Flags first, so that the command is known before the environment is read. */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
@@ -554,6 +617,10 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
             if (r != PGE_CONFIG_OK)
                 return r;
             seen[idx] = 1;
+            if (o->secret && remember_secret_arg(cfg, i, eq ? (size_t)(eq + 1 - a) : 0) < 0) {
+                set_err(err, errsize, "out of memory");
+                return PGE_CONFIG_INVALID;
+            }
             if (o->offset == OFF(database_url) && cfg->database_url)
                 cfg->db_configured = 1;
             continue;
@@ -583,7 +650,13 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
             break;
         }
         if (takes_positional(cfg->cmd) && !cfg->target) {
-            cfg->target = a;
+            /* The healthcheck URL may carry credentials like any other URL. */
+            int secret = cfg->cmd == PGE_CMD_HEALTHCHECK;
+            cfg->target = secret ? keep(cfg, a) : a;
+            if (!cfg->target || (secret && remember_secret_arg(cfg, i, 0) < 0)) {
+                set_err(err, errsize, "out of memory");
+                return PGE_CONFIG_INVALID;
+            }
             continue;
         }
         set_err(err, errsize, "%s: unexpected argument \"%s\": see pgentry --help",
@@ -591,13 +664,38 @@ enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char *
         return PGE_CONFIG_USAGE;
     }
 
+    r = apply_environment(cfg, envp, seen, err, errsize);
+    if (r != PGE_CONFIG_OK)
+        return r;
     if (cfg->ncommand > 0 && cfg->cmd != PGE_CMD_RUN) {
         set_err(err, errsize, "%s takes no COMMAND; to run one: pgentry [OPTIONS] -- COMMAND",
                 pge_config_cmd_name(cfg->cmd));
         return PGE_CONFIG_USAGE;
     }
     cfg->sql_only = sql_flag;
-    return check(cfg, err, errsize);
+    return check(cfg, seen[find_option("exec", 4) - options], err, errsize);
+}
+
+void pge_config_hide_secrets(const struct pge_config *cfg, char **argv)
+{
+    for (size_t i = 0; i < cfg->nsecret_args; i++) {
+        char *v = argv[cfg->secret_args[i].index] + cfg->secret_args[i].offset;
+        size_t len = strlen(v);
+        char *shown = malloc(len + 1);
+        if (!shown) {
+            /* Without room to redact, hide the whole value rather than risk showing it. */
+            memset(v, '*', len);
+            continue;
+        }
+        /* Cut to the original length: a prefix of the redacted text still hides the
+         * password, and nothing may be written past the string's end. */
+        pge_redact(v, shown, len + 1);
+        if (strcmp(shown, v) != 0) {
+            memset(v, '\0', len);
+            memcpy(v, shown, strlen(shown));
+        }
+        free(shown);
+    }
 }
 
 const char *pge_config_help(void)
@@ -652,7 +750,9 @@ const char *pge_config_help(void)
            "Application:\n"
            "  --exec                    PGENTRY_EXEC=1   replace pgentry with COMMAND: no health\n"
            "                                             endpoint, no zombie reaping, no stop\n"
-           "                                             timeout (COMMAND must do its own init)\n"
+           "                                             timeout (COMMAND must do its own init);\n"
+           "                                             without a COMMAND, PGENTRY_EXEC is\n"
+           "                                             ignored and --exec is an error\n"
            "  --stop-timeout DUR        PGENTRY_STOP_TIMEOUT   then SIGKILL (10s)\n"
            "  --signal-group            PGENTRY_SIGNAL_GROUP=1 signal the child's process group\n"
            "  --rewrite SIG:SIG         PGENTRY_REWRITE  e.g. TERM:QUIT; TO may be 0 (repeat)\n"

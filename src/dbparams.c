@@ -60,6 +60,25 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
     }
 }
 
+/* Whether a postgres:// URL has more than one '@' before its path. libpq splits the
+ * userinfo at the first '@', pge_redact() at the last: with an unencoded '@' in the password
+ * the readings disagree, and the tail of the password ("ss@host" of "p@ss@host") would reach
+ * libpq's messages as a host name. */
+static int ambiguous_userinfo(const char *url)
+{
+    static const char *const schemes[] = {"postgresql://", "postgres://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t slen = strlen(schemes[i]);
+        if (strncmp(url, schemes[i], slen) != 0)
+            continue;
+        const char *auth = url + slen;
+        size_t alen = strcspn(auth, "/");
+        const char *first = memchr(auth, '@', alen);
+        return first && memchr(first + 1, '@', alen - (size_t)(first + 1 - auth)) != NULL;
+    }
+    return 0;
+}
+
 static void free_strs(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -95,6 +114,14 @@ int pge_dbparams_parse(struct pge_dbparams *out, const char *url, char **envp, c
     if (!out->display)
         goto oom;
 
+    if (ambiguous_userinfo(url)) {
+        /* display masks up to the last '@': it shows no part of the password. */
+        snprintf(err, errsize,
+                 "malformed database URL %s: more than one '@' before the host: "
+                 "percent-encode @ in the password as %%40",
+                 display);
+        goto done;
+    }
     opts = PQconninfoParse(url, &perr);
     if (!opts) {
         char clean[512];

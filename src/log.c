@@ -1,6 +1,7 @@
 /* The one logger: level-filtered, one line per event on stderr, text (logfmt) or JSON. */
 #include "pgentry/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,8 +12,9 @@
 #define LINE_MAX_BYTES 16384
 #define LINE_RESERVE   32
 #define VALUE_MAX      1024
-#define MAX_SECRETS    8
+#define MAX_SECRETS    16
 #define SECRET_MAX     256
+#define FREE_TEXT_MIN  3 /* shorter secrets are hidden only where they stand as a password */
 
 static enum pge_log_level g_level = PGE_LOG_INFO;
 static enum pge_log_format g_format = PGE_LOG_TEXT;
@@ -67,7 +69,7 @@ int pge_log_enabled(enum pge_log_level level)
 int pge_log_add_secret(const char *secret)
 {
     size_t len = strlen(secret);
-    if (len < 3)
+    if (len == 0)
         return 0;
     for (size_t i = 0; i < g_nsecrets; i++)
         if (strcmp(g_secrets[i], secret) == 0)
@@ -106,17 +108,35 @@ const char *pge_log_fmt_ms(long long ms, char *buf, size_t size)
     return buf;
 }
 
+/* Whether the n bytes at p (inside text starting at begin) stand where a password does: a
+ * URL's userinfo ("user:PW@host") or a password= value (a URL query or a conninfo). A secret of
+ * 1 or 2 bytes is hidden only there: anywhere else it would mangle innocent text. */
+static int password_position(const char *begin, const char *p, size_t n)
+{
+    static const char key[] = "password=";
+    size_t klen = sizeof key - 1;
+    const char *v = p > begin && p[-1] == '\'' ? p - 1 : p; /* password='x' */
+    char next = p[n];
+    if (p > begin && p[-1] == ':' && next == '@')
+        return 1;
+    return (size_t)(v - begin) >= klen && strncasecmp(v - klen, key, klen) == 0 &&
+           (next == '\0' || next == '&' || next == '\'' || next == '"' ||
+            isspace((unsigned char)next));
+}
+
 /* Copy src into dst (bounded) with every registered secret replaced by "***". A value cut at
  * the bound loses its partial UTF-8 sequence so the line stays valid UTF-8. */
 static const char *scrub(const char *src, char *dst, size_t size)
 {
+    const char *begin = src;
     size_t o = 0;
     while (*src && o + 1 < size) {
         size_t hit = 0;
         /* The longest match: a secret that extends another must not leave its tail behind. */
         for (size_t i = 0; i < g_nsecrets; i++) {
             size_t n = strlen(g_secrets[i]);
-            if (n > hit && strncmp(src, g_secrets[i], n) == 0)
+            if (n > hit && strncmp(src, g_secrets[i], n) == 0 &&
+                (n >= FREE_TEXT_MIN || password_position(begin, src, n)))
                 hit = n;
         }
         if (hit) {

@@ -58,11 +58,20 @@ int main(int argc, char **argv)
 
     sigprocmask(SIG_SETMASK, NULL, &orig_mask);
     enum pge_config_result r = pge_config_parse(&cfg, argc, argv, environ, err, sizeof err);
+    if (r != PGE_CONFIG_OK && cfg.cmd == PGE_CMD_HEALTHCHECK) {
+        /* A HEALTHCHECK knows two answers (0 healthy, 1 not; Docker reserves 2): a probe that
+         * cannot be made as configured is an unhealthy one, said in one line. */
+        printf("unhealthy: %s\n", err);
+        out = PGE_OUTCOME(PGE_OUT_UNHEALTHY, 0);
+        goto done;
+    }
     if (r != PGE_CONFIG_OK) {
         fprintf(stderr, "pgentry: %s\n", err);
         out = PGE_OUTCOME(r == PGE_CONFIG_USAGE ? PGE_OUT_USAGE : PGE_OUT_CONFIG, 0);
         goto done;
     }
+    /* Before anything else runs: ps and /proc/PID/cmdline must never show a password. */
+    pge_config_hide_secrets(&cfg, argv);
     pge_log_setup(cfg.log_level, cfg.log_format);
     switch (cfg.cmd) {
     case PGE_CMD_HELP:

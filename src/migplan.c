@@ -258,19 +258,39 @@ struct command {
     unsigned kinds; /* 1 << enum pge_migplan_target_kind, for each accepted kind */
 };
 
-static const struct command upgrade_cmd = {
-    "upgrade", "head, +N or a version",
-    1u << PGE_MIGPLAN_TO_HEAD | 1u << PGE_MIGPLAN_TO_FORWARD | 1u << PGE_MIGPLAN_TO_VERSION};
-static const struct command downgrade_cmd = {
-    "downgrade", "-N, a version or base",
-    1u << PGE_MIGPLAN_TO_BACK | 1u << PGE_MIGPLAN_TO_VERSION | 1u << PGE_MIGPLAN_TO_BASE};
-static const struct command stamp_cmd = {"stamp", "a version, head or base",
-                                         1u << PGE_MIGPLAN_TO_HEAD | 1u << PGE_MIGPLAN_TO_VERSION |
-                                             1u << PGE_MIGPLAN_TO_BASE};
+static const struct command commands[] = {
+    [PGE_MIGPLAN_CMD_UPGRADE] = {"upgrade", "head, +N or a version",
+                                 1u << PGE_MIGPLAN_TO_HEAD | 1u << PGE_MIGPLAN_TO_FORWARD |
+                                     1u << PGE_MIGPLAN_TO_VERSION},
+    [PGE_MIGPLAN_CMD_DOWNGRADE] = {"downgrade", "-N, a version or base",
+                                   1u << PGE_MIGPLAN_TO_BACK | 1u << PGE_MIGPLAN_TO_VERSION |
+                                       1u << PGE_MIGPLAN_TO_BASE},
+    [PGE_MIGPLAN_CMD_STAMP] = {"stamp", "a version, head or base",
+                               1u << PGE_MIGPLAN_TO_HEAD | 1u << PGE_MIGPLAN_TO_VERSION |
+                                   1u << PGE_MIGPLAN_TO_BASE},
+};
+
+enum pge_migplan_result pge_migplan_check_target(enum pge_migplan_command command,
+                                                 const char *target, struct pge_migplan_target *t,
+                                                 char *err, size_t errsize)
+{
+    const struct command *cmd = &commands[command];
+    struct pge_migplan_target parsed;
+    if (!target && command == PGE_MIGPLAN_CMD_UPGRADE)
+        target = "head";
+    if (pge_migplan_parse_target(target, &parsed) < 0 || !(cmd->kinds & 1u << parsed.kind)) {
+        pge_errbuf_set(err, errsize, "%s: bad target \"%s\": use %s", cmd->name,
+                       target ? target : "", cmd->usage);
+        return PGE_MIGPLAN_BAD_TARGET;
+    }
+    if (t)
+        *t = parsed;
+    return PGE_MIGPLAN_OK;
+}
 
 /* The first steps of every targeted plan: merge the inputs, then parse a target the command
  * accepts into *t. */
-static enum pge_migplan_result begin(struct pge_migplan *plan, const struct command *cmd,
+static enum pge_migplan_result begin(struct pge_migplan *plan, enum pge_migplan_command cmd,
                                      const struct pge_migset *files,
                                      const struct pge_migplan_row *rows, size_t nrows,
                                      const char *target, struct pge_migplan_target *t, char *err,
@@ -279,11 +299,8 @@ static enum pge_migplan_result begin(struct pge_migplan *plan, const struct comm
     enum pge_migplan_result r = merge(plan, files, rows, nrows, err, errsize);
     if (r != PGE_MIGPLAN_OK)
         return r;
-    if (pge_migplan_parse_target(target, t) < 0 || !(cmd->kinds & 1u << t->kind)) {
-        pge_errbuf_set(err, errsize, "%s: bad target \"%s\": use %s", cmd->name,
-                       target ? target : "", cmd->usage);
+    if (pge_migplan_check_target(cmd, target, t, err, errsize) != PGE_MIGPLAN_OK)
         return fail(plan, PGE_MIGPLAN_BAD_TARGET, -1);
-    }
     return PGE_MIGPLAN_OK;
 }
 
@@ -294,7 +311,7 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
 {
     struct pge_migplan_target t;
     enum pge_migplan_result r =
-        begin(plan, &upgrade_cmd, files, rows, nrows, target ? target : "head", &t, err, errsize);
+        begin(plan, PGE_MIGPLAN_CMD_UPGRADE, files, rows, nrows, target, &t, err, errsize);
     int64_t upto = INT64_MAX, left = INT64_MAX;
 
     if (r != PGE_MIGPLAN_OK)
@@ -341,7 +358,7 @@ enum pge_migplan_result pge_migplan_downgrade(struct pge_migplan *plan,
 {
     struct pge_migplan_target t;
     enum pge_migplan_result r =
-        begin(plan, &downgrade_cmd, files, rows, nrows, target, &t, err, errsize);
+        begin(plan, PGE_MIGPLAN_CMD_DOWNGRADE, files, rows, nrows, target, &t, err, errsize);
     int64_t left = INT64_MAX, keep = 0;
     int all = 0;
 
@@ -411,7 +428,7 @@ enum pge_migplan_result pge_migplan_stamp(struct pge_migplan *plan, const struct
 {
     struct pge_migplan_target t;
     enum pge_migplan_result r =
-        begin(plan, &stamp_cmd, files, rows, nrows, target, &t, err, errsize);
+        begin(plan, PGE_MIGPLAN_CMD_STAMP, files, rows, nrows, target, &t, err, errsize);
     struct pge_migplan_item *out = NULL;
     int64_t keep = 0;
     int all = 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pgentry/apphealth.h"
+#include "pgentry/creds.h"
 #include "pgentry/curlev.h"
 #include "pgentry/dbparams.h"
 #include "pgentry/health.h"
@@ -17,6 +18,7 @@
 #include "pgentry/memtrim.h"
 #include "pgentry/migfile.h"
 #include "pgentry/migrate.h"
+#include "pgentry/migsql.h"
 #include "pgentry/offload.h"
 #include "pgentry/parse.h"
 #include "pgentry/state.h"
@@ -41,6 +43,8 @@ struct run {
     int offline; /* upgrade --sql without a database: plan from an empty history */
     struct pge_migrate *mig;
     uint64_t seed;
+    struct pge_creds creds; /* --user, resolved before waiting */
+    int have_creds;
     struct pge_super *super;
     struct pge_health *health;
     struct pge_apphealth *apphealth;
@@ -97,6 +101,7 @@ static void start_command(struct run *r)
     struct pge_super_opts so = {
         .argv = cfg->command,
         .user = cfg->user,
+        .creds = r->have_creds ? &r->creds : NULL,
         .signal_group = cfg->signal_group,
         .rewrite = cfg->rewrite,
         .nrewrite = cfg->nrewrite,
@@ -376,6 +381,20 @@ static int scan_migrations(struct run *r, struct pge_outcome *out)
     if (cfg->cmd == PGE_CMD_RUN) {
         if (cfg->no_migrate)
             return 0;
+        if (!cfg->db_configured && (cfg->migrate_cmd || cfg->wait_migrations)) {
+            /* Both need the database (the lock, the history table): starting the app without
+             * them would be the silent skip the contract forbids. */
+            const char *opt = cfg->migrate_cmd ? "--migrate-cmd" : "--wait-migrations";
+            pge_error(cfg->migrate_cmd
+                          ? "--migrate-cmd needs a database: set DATABASE_URL (or --database-url, "
+                            "PGHOST, PGSERVICE), or drop --migrate-cmd (PGENTRY_MIGRATE_CMD)"
+                          : "--wait-migrations needs a database: set DATABASE_URL (or "
+                            "--database-url, PGHOST, PGSERVICE), or drop --wait-migrations "
+                            "(PGENTRY_WAIT_MIGRATIONS)",
+                      PGE_STR("option", opt));
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
         r->migrate = cfg->db_configured;
         /* --migrate-cmd brings its own files. */
         if (cfg->migrate_cmd)
@@ -415,6 +434,25 @@ static int scan_migrations(struct run *r, struct pge_outcome *out)
     return 0;
 }
 
+/* --user: an unknown account fails before any waiting or migrating, and the lookup (blocking
+ * file or NSS I/O) happens here, not on the loop. */
+static int resolve_user(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[512];
+    if (!cfg->user || cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0)
+        return 0;
+    if (pge_creds_resolve(cfg->user, &r->creds, err, sizeof err) < 0) {
+        pge_error(err);
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    r->have_creds = 1;
+    pge_info("command will run as", PGE_STR("user", cfg->user),
+             PGE_INT("uid", (long long)r->creds.uid), PGE_INT("gid", (long long)r->creds.gid));
+    return 0;
+}
+
 /* Everything that can be checked before the loop runs: a mistake fails at once, not after
  * a minute of waiting. */
 static int prepare(struct run *r, struct pge_outcome *out)
@@ -439,7 +477,20 @@ static int prepare(struct run *r, struct pge_outcome *out)
         }
         r->have_db = 1;
     }
-    return scan_migrations(r, out);
+    if (scan_migrations(r, out) < 0)
+        return -1;
+    if (r->migrate) {
+        /* The history table's name is only used once the database answers: check it now. */
+        char *q = pge_migsql_quote_table(cfg->table, NULL);
+        if (!q) {
+            pge_error("--table must be NAME or SCHEMA.NAME, each at most 63 bytes",
+                      PGE_STR("table", cfg->table));
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
+        free(q);
+    }
+    return resolve_user(r, out);
 }
 
 static void cleanup(struct run *r)
@@ -481,7 +532,9 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("could not create the event loop");
         return out;
     }
-    if (cfg->cmd == PGE_CMD_RUN && pge_super_init_process() < 0)
+    /* Not with --exec: the flag survives execve, and the app would collect orphans it never
+     * reaps. */
+    if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_super_init_process() < 0)
         pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
                  PGE_STR("error", strerror(errno)));
     if (prepare(&r, &out) < 0)
@@ -514,6 +567,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         struct pge_super_opts so = {
             .argv = cfg->command,
             .user = cfg->user,
+            .creds = r.have_creds ? &r.creds : NULL,
             .orig_mask = orig_mask,
         };
         char err[512];
@@ -525,9 +579,11 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
                  PGE_STR("command", cfg->command[0]));
         out = pge_super_exec(&so, err, sizeof err);
         pge_error(err);
+        pge_creds_free(&r.creds);
         return out;
     }
 done:
     cleanup(&r);
+    pge_creds_free(&r.creds);
     return out;
 }

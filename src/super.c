@@ -52,8 +52,6 @@ struct pge_super {
     ev_timer timer; /* stop grace, then cleanup deadline, then kill grace */
     struct child_report rep;
     size_t rep_len;
-    struct pge_creds creds;
-    int have_creds;
     char **envp; /* COMMAND's environment when --user changes HOME (array owned) */
     int tty_fd;  /* the controlling terminal COMMAND was given the foreground of, or -1 */
     int child_stopped;
@@ -124,7 +122,7 @@ static void child_exec(struct pge_super *s, int fd)
      * the same; whichever runs first wins and the other is a no-op. */
     if (s->tty_fd >= 0)
         (void)tcsetpgrp(s->tty_fd, getpid());
-    if (s->have_creds && pge_creds_apply(&s->creds, &step) < 0)
+    if (s->opts.creds && pge_creds_apply(s->opts.creds, &step) < 0)
         report_and_exit(fd, STAGE_USER, errno, step, 78);
     /* The mask pgentry was started with, as a shell would hand it on (CONTRACT.md). */
     sigemptyset(&none);
@@ -556,30 +554,15 @@ static void quiet_idle_loop(struct ev_loop *loop)
     ev_periodic_stop(loop, &once);
 }
 
-static int prepare_user(struct pge_super *s, char *err, size_t errsize)
-{
-    if (!s->opts.user)
-        return 0;
-    if (pge_creds_resolve(s->opts.user, &s->creds, err, errsize) < 0)
-        return -1;
-    s->have_creds = 1;
-    pge_info("command will run as", PGE_STR("user", s->opts.user),
-             PGE_INT("uid", (long long)s->creds.uid), PGE_INT("gid", (long long)s->creds.gid));
-    s->envp = pge_creds_environ(&s->creds, environ);
-    if (!s->envp) {
-        snprintf(err, errsize, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
 int pge_super_start(struct pge_super *s, struct pge_outcome *out, char *err, size_t errsize)
 {
     int p[2];
     sigset_t all, old;
 
-    if (prepare_user(s, err, errsize) < 0) {
-        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+    /* --user changes HOME in COMMAND's environment (the account was resolved by the caller). */
+    if (s->opts.creds && !(s->envp = pge_creds_environ(s->opts.creds, environ))) {
+        snprintf(err, errsize, "out of memory");
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
         return -1;
     }
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -708,26 +691,20 @@ pid_t pge_super_pid(const struct pge_super *s)
 
 struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, size_t errsize)
 {
-    struct pge_creds c;
+    const struct pge_creds *c = opts->creds;
     const char *step = NULL;
     sigset_t none;
 
-    memset(&c, 0, sizeof c);
-    if (opts->user) {
-        if (pge_creds_resolve(opts->user, &c, err, errsize) < 0)
-            return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-        if (pge_creds_apply(&c, &step) < 0) {
+    if (c) {
+        if (pge_creds_apply(c, &step) < 0) {
             snprintf(err, errsize, "cannot switch to --user %s: %s: %s", opts->user, step,
                      strerror(errno));
-            pge_creds_free(&c);
             return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
         }
-        if (setenv("HOME", c.home_var + strlen("HOME="), 1) < 0) {
+        if (setenv("HOME", c->home_var + strlen("HOME="), 1) < 0) {
             snprintf(err, errsize, "setenv HOME: %s", strerror(errno));
-            pge_creds_free(&c);
             return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
         }
-        pge_creds_free(&c);
     }
     reset_dispositions();
     sigemptyset(&none);
@@ -744,7 +721,6 @@ void pge_super_free(struct pge_super *s)
     ev_child_stop(s->loop, &s->any);
     ev_timer_stop(s->loop, &s->timer);
     close_report(s);
-    pge_creds_free(&s->creds);
     free(s->envp);
     free(s);
 }

@@ -14,12 +14,13 @@
 #include "pgentry/pgconn.h"
 #include "pgentry/tcpprobe.h"
 
-#define MAX_DEPS         64
-#define FIRST_REPEAT_LOG 1000 /* ms before repeating an unchanged failure */
-#define STARTING_FAST_MS 2000 /* 57P03 is retried quickly this long */
-#define STARTING_CEIL_MS 5
-#define COSTLY_FLOOR_MS  100
-#define MAX_REPEAT_LOG   30000
+#define MAX_DEPS          64
+#define FIRST_REPEAT_LOG  1000 /* ms before repeating an unchanged failure */
+#define STARTING_FAST_MS  2000 /* 57P03 is retried quickly this long */
+#define STARTING_CEIL_MS  5
+#define COSTLY_FLOOR_MS   100
+#define BUSY_FLOOR_MAX_MS 5000 /* 53300 and standby: the floor grows up to this */
+#define MAX_REPEAT_LOG    30000
 
 enum dep_kind { DEP_POSTGRES, DEP_TCP, DEP_HTTP };
 
@@ -94,9 +95,17 @@ void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_
         if (streak_ms < STARTING_FAST_MS)
             *ceil_ms = STARTING_CEIL_MS;
         break;
-    case PGE_ATTEMPT_DNS:
     case PGE_ATTEMPT_TOO_MANY:
     case PGE_ATTEMPT_STANDBY:
+        /* The server is up and says no: every attempt costs it a backend (or a full
+         * connection to the wrong server), and the answer will not change within
+         * milliseconds. Wait at least as long as it has been saying so, which doubles the
+         * wait with each answer, from 100 ms up to a few seconds. */
+        *floor_ms = streak_ms < COSTLY_FLOOR_MS     ? COSTLY_FLOOR_MS
+                    : streak_ms > BUSY_FLOOR_MAX_MS ? BUSY_FLOOR_MAX_MS
+                                                    : streak_ms;
+        break;
+    case PGE_ATTEMPT_DNS:
     case PGE_ATTEMPT_HTTP_STATUS:
     case PGE_ATTEMPT_OTHER:
         *floor_ms = COSTLY_FLOOR_MS;

@@ -238,6 +238,60 @@ Test(config, booleans, .timeout = 10)
     }
 }
 
+Test(config, exec_from_the_environment_only_applies_to_a_command, .timeout = 10)
+{
+    /* An image sets PGENTRY_EXEC=1 for its app; `docker exec app pgentry current`, the
+     * init-container mode and the healthcheck must still work. */
+    const struct {
+        const char *const *args;
+        enum pge_cmd cmd;
+        int exec;
+    } cases[] = {
+        {NONE, PGE_CMD_RUN, 0},
+        {ARGS("current"), PGE_CMD_CURRENT, 0},
+        {ARGS("upgrade"), PGE_CMD_UPGRADE, 0},
+        {ARGS("wait"), PGE_CMD_WAIT, 0},
+        {ARGS("healthcheck"), PGE_CMD_HEALTHCHECK, 0},
+        {ARGS("--"), PGE_CMD_RUN, 0},
+        {ARGS("app"), PGE_CMD_RUN, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct run r;
+        run_ok(&r, cases[i].args, ARGS("PGENTRY_EXEC=1"));
+        cr_assert_eq(r.cfg.cmd, cases[i].cmd, "case %zu", i);
+        cr_assert_eq(r.cfg.exec, cases[i].exec, "case %zu: exec without COMMAND is kept", i);
+        pge_config_free(&r.cfg);
+    }
+}
+
+Test(config, healthcheck_reads_only_the_health_address_from_the_environment, .timeout = 10)
+{
+    /* The container's variables are the app's: one the probe does not use cannot break it. */
+    struct run r;
+    run_ok(&r, ARGS("healthcheck"),
+           ARGS("PGENTRY_WAIT_TIMEOUT=bogus", "PGENTRY_WAIT_TCP=bad", "PGENTRY_LOG_LEVEL=loud",
+                "PGENTRY_APP_HEALTH_URL=nope", "PGENTRY_HEALTH_ADDR=127.0.0.1:9000"));
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    cr_assert_str_eq(r.cfg.health_addr, "127.0.0.1:9000");
+    pge_config_free(&r.cfg);
+    /* What it does read, it checks; the caller learns that the healthcheck failed. */
+    run(&r, ARGS("healthcheck"), ARGS("PGENTRY_HEALTH_ADDR=8081"));
+    cr_assert_eq(r.r, PGE_CONFIG_INVALID);
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    pge_config_free(&r.cfg);
+    run(&r, ARGS("healthcheck", "--wait-timeout", "soon"), NONE);
+    cr_assert_eq(r.r, PGE_CONFIG_USAGE);
+    cr_assert_eq(r.cfg.cmd, PGE_CMD_HEALTHCHECK);
+    pge_config_free(&r.cfg);
+    /* Other commands still read every variable; a flag means the variable is never read. */
+    run(&r, ARGS("wait"), ARGS("PGENTRY_WAIT_TIMEOUT=bogus"));
+    cr_assert_eq(r.r, PGE_CONFIG_USAGE);
+    pge_config_free(&r.cfg);
+    run_ok(&r, ARGS("wait", "--wait-timeout", "5s"), ARGS("PGENTRY_WAIT_TIMEOUT=bogus"));
+    cr_assert_eq(r.cfg.wait_timeout_ms, 5000);
+    pge_config_free(&r.cfg);
+}
+
 Test(config, empty_variables_keep_defaults, .timeout = 10)
 {
     /* VAR= in a compose file means "not set": defaults stay, nothing is rejected. */
@@ -545,8 +599,16 @@ static const struct error_case error_cases[] = {
     {ARGS("--database-url="), NONE, PGE_CONFIG_USAGE, "--database-url needs a value"},
     {ARGS("--migrations", ""), NONE, PGE_CONFIG_USAGE, "--migrations needs a directory"},
     {ARGS("downgrade"), NONE, PGE_CONFIG_USAGE, "downgrade needs a target"},
-    {ARGS("downgrade", "head"), NONE, PGE_CONFIG_USAGE, "downgrade target \"head\""},
-    {ARGS("downgrade", "+1"), NONE, PGE_CONFIG_USAGE, "downgrade target \"+1\""},
+    {ARGS("downgrade", "head"), NONE, PGE_CONFIG_USAGE,
+     "downgrade: bad target \"head\": use -N, a version or base"},
+    {ARGS("downgrade", "+1"), NONE, PGE_CONFIG_USAGE, "downgrade: bad target \"+1\""},
+    {ARGS("downgrade", "-0"), NONE, PGE_CONFIG_USAGE, "downgrade: bad target \"-0\""},
+    {ARGS("upgrade", "base"), NONE, PGE_CONFIG_USAGE,
+     "upgrade: bad target \"base\": use head, +N or a version"},
+    {ARGS("upgrade", "latest"), NONE, PGE_CONFIG_USAGE, "upgrade: bad target \"latest\""},
+    {ARGS("upgrade", "99999999999999999999"), NONE, PGE_CONFIG_USAGE, "upgrade: bad target"},
+    {ARGS("stamp", "+1"), NONE, PGE_CONFIG_USAGE,
+     "stamp: bad target \"+1\": use a version, head or base"},
     {ARGS("stamp"), NONE, PGE_CONFIG_USAGE, "stamp needs a target"},
     {ARGS("revision"), NONE, PGE_CONFIG_USAGE, "revision needs a message"},
     {ARGS("revision", "-m", ""), NONE, PGE_CONFIG_USAGE, "revision needs a message"},
@@ -554,7 +616,8 @@ static const struct error_case error_cases[] = {
     {ARGS("wait", "--sql"), NONE, PGE_CONFIG_USAGE, "--sql goes with upgrade or downgrade"},
     {ARGS("status", "-m", "x"), NONE, PGE_CONFIG_USAGE, "-m goes with revision only"},
     {ARGS("--exec"), NONE, PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
-    {NONE, ARGS("PGENTRY_EXEC=1"), PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
+    {ARGS("--exec", "current"), NONE, PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
+    {ARGS("wait", "--exec"), ARGS("PGENTRY_EXEC=1"), PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
     {ARGS("--no-migrate", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
     {ARGS("--migrate-cmd", "true", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
     {ARGS("--connect-timeout", "0"), NONE, PGE_CONFIG_USAGE, "--connect-timeout must be more"},
@@ -652,4 +715,100 @@ Test(config, parse_again_after_free, .timeout = 10)
     assert_list(r.cfg.wait_http, r.cfg.nwait_http, ARGS("http://b/"));
     pge_config_free(&r.cfg);
     pge_config_free(&r.cfg);
+}
+
+/* The strings of args laid out one after another, each NUL-terminated, as the kernel lays out
+ * a process's arguments; argv points into the block. Returns the block's length. */
+static size_t lay_out(char *block, size_t size, char **argv, const char *const *args)
+{
+    size_t n = 0;
+    int argc = 0;
+    argv[argc++] = "pgentry";
+    for (; args[argc - 1]; argc++) {
+        size_t len = strlen(args[argc - 1]) + 1;
+        cr_assert_leq(n + len, size);
+        memcpy(block + n, args[argc - 1], len);
+        argv[argc] = block + n;
+        n += len;
+    }
+    argv[argc] = NULL;
+    return n;
+}
+
+Test(config, secret_values_are_hidden_in_argv_and_kept_in_the_config, .timeout = 10)
+{
+    static const char *const args[] = {
+        "--database-url",
+        "postgres://u:TopSecretPW@db/app",
+        "--wait-http=http://a:HttpSecretPW@api/health",
+        "--wait-http",
+        "http://api/plain",
+        "--app-health-url",
+        "http://127.0.0.1:8000/health?password=QuerySecretPW",
+        "--table",
+        "plain",
+        "--database-url=host=db password=x",
+        "--",
+        "app",
+        "--database-url",
+        "postgres://u:AppOwnPW@db/app",
+        NULL,
+    };
+    /* What each string must read afterwards, padded with NULs to its old length: a mask
+     * longer than the password is cut, never written past the string's end. */
+    static const char *const want[] = {
+        "--database-url",
+        "postgres://u:***@db/app",
+        "--wait-http=http://a:***@api/health",
+        "--wait-http",
+        "http://api/plain",
+        "--app-health-url",
+        "http://127.0.0.1:8000/health?password=***",
+        "--table",
+        "plain",
+        "--database-url=host=db password=*",
+        "--",
+        "app",
+        "--database-url",
+        "postgres://u:AppOwnPW@db/app",
+        NULL,
+    };
+    char block[1024], expect[1024];
+    char *argv[32];
+    memset(block, 'Z', sizeof block);
+    size_t n = lay_out(block, sizeof block, argv, args);
+    memcpy(expect, block, sizeof expect);
+    for (size_t i = 0; want[i]; i++) {
+        char *at = expect + (argv[i + 1] - block);
+        cr_assert_leq(strlen(want[i]), strlen(args[i]), "case %zu", i);
+        memset(at, '\0', strlen(args[i]));
+        memcpy(at, want[i], strlen(want[i]));
+    }
+
+    struct pge_config cfg;
+    char err[256];
+    int argc = (int)(sizeof args / sizeof args[0]);
+    cr_assert_eq(pge_config_parse(&cfg, argc, argv, NULL, err, sizeof err), PGE_CONFIG_OK, "%s",
+                 err);
+    pge_config_hide_secrets(&cfg, argv);
+    for (size_t i = 0; i < sizeof block; i++)
+        cr_assert_eq(block[i], expect[i], "byte %zu of %zu: '%c', wanted '%c'", i, n, block[i],
+                     expect[i]);
+    /* The config still has the real values. */
+    cr_assert_str_eq(cfg.database_url, "host=db password=x");
+    assert_list(cfg.wait_http, cfg.nwait_http,
+                ARGS("http://a:HttpSecretPW@api/health", "http://api/plain"));
+    cr_assert_str_eq(cfg.app_health_url, "http://127.0.0.1:8000/health?password=QuerySecretPW");
+    cr_assert_str_eq(cfg.command[2], "postgres://u:AppOwnPW@db/app", "COMMAND's own arguments");
+    pge_config_free(&cfg);
+
+    /* The healthcheck URL too. */
+    static const char *const hc[] = {"healthcheck", "http://u:HcSecretPW@127.0.0.1:8081/readyz",
+                                     NULL};
+    lay_out(block, sizeof block, argv, hc);
+    cr_assert_eq(pge_config_parse(&cfg, 3, argv, NULL, err, sizeof err), PGE_CONFIG_OK, "%s", err);
+    pge_config_hide_secrets(&cfg, argv);
+    cr_assert_str_eq(argv[2], "http://u:***@127.0.0.1:8081/readyz");
+    cr_assert_str_eq(cfg.target, "http://u:HcSecretPW@127.0.0.1:8081/readyz");
+    pge_config_free(&cfg);
 }

@@ -194,6 +194,11 @@ Test(dbparams, malformed_settings_are_refused_with_a_reason, .timeout = 10)
         {"password=Pw0rdX", ENV("PGPORT=99999"), "port \"99999\""},
         {"password=Pw0rdX", ENV("PGHOST=a,b", "PGPORT=1,2,3"), "3 ports for 2 hosts"},
         {"postgres://app:Pw0rdX@db/app?sslmode=%zz", ENV(NULL), "invalid percent-encoded token"},
+        /* An unencoded '@' in the password: libpq and the redactor would split it apart. */
+        {"postgres://app:Pw0rdX@Pw0rdX@db/app", ENV(NULL),
+         "percent-encode @ in the password as %40"},
+        {"postgresql://app:Pw0rdX@@db", ENV(NULL), "more than one '@' before the host"},
+        {"postgres://app:Pw0rdX@db@other:5432", ENV(NULL), "as %40"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct pge_dbparams p;
@@ -253,6 +258,39 @@ ParameterizedTest(struct secret_case *c, dbparams, passwords_are_registered_befo
         cr_assert_null(strstr(p.display, c->secret), "display %s", p.display);
     free(line);
     pge_dbparams_free(&p);
+}
+
+Test(dbparams, an_at_sign_in_the_password_is_refused_without_showing_any_of_it, .timeout = 10)
+{
+    /* The reviewer's case: libpq would have said could not resolve host "ss@127.0.0.1". */
+    static const char *const urls[] = {
+        "postgres://postgres:p@ss@127.0.0.1/db",
+        "postgres://postgres:Top@Secret@127.0.0.1:5432/db?sslmode=disable",
+        "postgresql://u:a@b@c@127.0.0.1",
+    };
+    static const char *const fragments[] = {"p@ss", "ss@", "Top", "Secret", "a@b", "b@c", ":p@"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct pge_dbparams p;
+        char err[512] = "";
+        cr_assert_eq(pge_dbparams_parse(&p, urls[i], ENV(NULL), err, sizeof err), -1, "%s",
+                     urls[i]);
+        cr_assert(strstr(err, "percent-encode @ in the password as %40"), "%s", err);
+        cr_assert(strstr(err, "127.0.0.1"), "the host is worth showing: %s", err);
+        for (size_t k = 0; k < sizeof fragments / sizeof fragments[0]; k++)
+            cr_assert_null(strstr(err, fragments[k]), "\"%s\" in: %s", fragments[k], err);
+        pge_dbparams_free(&p);
+    }
+    /* Encoded, the same password is fine, and '@' after the path is not userinfo. */
+    static const char *const fine[] = {"postgres://postgres:p%40ss@127.0.0.1/db",
+                                       "postgres://u:pw@127.0.0.1/db?application_name=a@b"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        struct pge_dbparams p;
+        char err[512] = "";
+        cr_assert_eq(pge_dbparams_parse(&p, fine[i], ENV(NULL), err, sizeof err), 0, "%s: %s",
+                     fine[i], err);
+        cr_assert_str_eq(p.hosts[0].host, "127.0.0.1");
+        pge_dbparams_free(&p);
+    }
 }
 
 Test(dbparams, free_is_null_safe_and_idempotent, .timeout = 10)

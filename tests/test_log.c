@@ -449,19 +449,50 @@ Test(log, secret_that_extends_another_is_hidden_whole, .timeout = 10)
     expect_line_with(" k=x-***-y j=******");
 }
 
+Test(log, short_secret_hidden_where_it_stands_as_a_password, .timeout = 10)
+{
+    /* A 1- or 2-byte password: libpq's reading of "postgres://u:p@ss@h" registers "p". */
+    static const enum pge_log_format formats[] = {PGE_LOG_TEXT, PGE_LOG_JSON};
+    cr_assert_eq(pge_log_add_secret("pw"), 0);
+    cr_assert_eq(pge_log_add_secret("p"), 0);
+    for (size_t f = 0; f < 2; f++) {
+        pgt_logcap_start(PGE_LOG_INFO, formats[f]);
+        pge_info("pw p", PGE_STR("url", "postgres://u:pw@db/app"),
+                 PGE_STR("one", "postgres://u:p@db/app"),
+                 PGE_STR("query", "postgres://db/app?password=pw&sslmode=disable"),
+                 PGE_STR("conninfo", "host=db PASSWORD=p port=1"),
+                 PGE_STR("quoted", "host=db password='pw'"), PGE_STR("end", "password=p"),
+                 PGE_STR("free", "pwd:pw popular"));
+        char *s = one_line();
+        assert_contains(s, "postgres://u:***@db/app");
+        cr_assert_null(strstr(s, ":pw@"), "%s", s);
+        cr_assert_null(strstr(s, ":p@"), "%s", s);
+        assert_contains(s, "?password=***&sslmode=disable");
+        assert_contains(s, "PASSWORD=*** port=1");
+        assert_contains(s, "password='***'");
+        assert_contains(s, "password=***");
+        /* Free text keeps its short words: "pw" there may be anything. */
+        assert_contains(s, "pwd:pw popular");
+        assert_contains(s, formats[f] == PGE_LOG_JSON ? "\"msg\":\"pw p\"" : "] pw p ");
+        free(s);
+        pgt_logcap_stop();
+    }
+}
+
 Test(log, secret_table_limits, .timeout = 10)
 {
     char name[32];
-    /* Too short to be worth hiding: accepted, ignored. */
+    /* Too short to hide in free text (see below): accepted, and it takes a slot. */
     cr_assert_eq(pge_log_add_secret("ab"), 0);
-    for (int i = 0; i < 8; i++) {
+    cr_assert_eq(pge_log_add_secret(""), 0, "the empty string is not a secret");
+    for (int i = 0; i < 15; i++) {
         snprintf(name, sizeof name, "secret-%d", i);
         cr_assert_eq(pge_log_add_secret(name), 0, "%s", name);
     }
     cr_assert_eq(pge_log_add_secret("secret-3"), 0, "a duplicate takes no slot");
-    cr_assert_eq(pge_log_add_secret("secret-8"), -1, "ninth secret accepted");
+    cr_assert_eq(pge_log_add_secret("secret-15"), -1, "seventeenth secret accepted");
     pgt_logcap_start(PGE_LOG_INFO, PGE_LOG_TEXT);
-    pge_info("secret-0 secret-7 ab");
+    pge_info("secret-0 secret-14 ab");
     expect_line_with("] *** *** ab");
 }
 

@@ -741,6 +741,46 @@ Test(migplan, parse_target_every_truncated_prefix, .timeout = 10)
     }
 }
 
+Test(migplan, check_target_accepts_only_the_kinds_of_each_command, .timeout = 10)
+{
+    /* One target of each kind, and what each command says of it (1 = accepted). */
+    static const char *const targets[] = {"head", "base", "0005", "+2", "-2", "bogus", NULL};
+    static const struct {
+        enum pge_migplan_command cmd;
+        const char *name;
+        int ok[7]; /* per target above; the last: NULL */
+    } cases[] = {
+        {PGE_MIGPLAN_CMD_UPGRADE, "upgrade", {1, 0, 1, 1, 0, 0, 1}},
+        {PGE_MIGPLAN_CMD_DOWNGRADE, "downgrade", {0, 1, 1, 0, 1, 0, 0}},
+        {PGE_MIGPLAN_CMD_STAMP, "stamp", {1, 1, 1, 0, 0, 0, 0}},
+    };
+    for (size_t c = 0; c < NCASES(cases); c++) {
+        for (size_t i = 0; i < 7; i++) {
+            char err[128] = "";
+            struct pge_migplan_target t = {PGE_MIGPLAN_TO_BASE, -7};
+            enum pge_migplan_result r =
+                pge_migplan_check_target(cases[c].cmd, targets[i], &t, err, sizeof err);
+            if (cases[c].ok[i]) {
+                cr_assert_eq(r, PGE_MIGPLAN_OK, "%s %s: %s", cases[c].name, targets[i], err);
+                cr_assert_neq(t.n, -7, "%s %s: target not filled", cases[c].name, targets[i]);
+            } else {
+                cr_assert_eq(r, PGE_MIGPLAN_BAD_TARGET, "%s %s accepted", cases[c].name,
+                             targets[i]);
+                cr_assert_eq(strncmp(err, cases[c].name, strlen(cases[c].name)), 0, "%s", err);
+                cr_assert(strstr(err, "bad target"), "%s", err);
+                cr_assert_eq(t.n, -7, "%s %s: target written", cases[c].name, targets[i]);
+            }
+        }
+    }
+    /* Upgrade's default is head; t may be left out. */
+    struct pge_migplan_target t;
+    cr_assert_eq(pge_migplan_check_target(PGE_MIGPLAN_CMD_UPGRADE, NULL, &t, NULL, 0),
+                 PGE_MIGPLAN_OK);
+    cr_assert_eq(t.kind, PGE_MIGPLAN_TO_HEAD);
+    cr_assert_eq(pge_migplan_check_target(PGE_MIGPLAN_CMD_STAMP, "head", NULL, NULL, 0),
+                 PGE_MIGPLAN_OK);
+}
+
 Test(migplan, names_and_outcomes, .timeout = 10)
 {
     cr_assert_str_eq(pge_migplan_state_name(PGE_MIGPLAN_IS_APPLIED), "applied");

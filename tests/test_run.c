@@ -1,6 +1,7 @@
 /* Integration tests of a whole run: phases as the health endpoint reports them, the real binary
  * against a real PostgreSQL, a real application and real HTTP clients. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,4 +252,202 @@ Test(run, healthcheck_fails_against_waiting_and_closed, .timeout = 30)
     cr_assert_eq(pgt_run(&h, hargv2, NULL, 5000), 1);
     cr_assert(h.elapsed_ms < 3000);
     pgt_proc_free(&h);
+}
+
+/* /proc/PID/cmdline with the NULs between arguments turned into spaces. */
+static void read_cmdline(pid_t pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        n = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+}
+
+Test(run, password_never_in_the_process_title, .timeout = 30)
+{
+    struct pgt_proc p;
+    char url[256], wait_http[128], cmdline[4096] = "";
+    snprintf(url, sizeof url, "postgres://u:TopSecretPW@127.0.0.1:%d/x", pgt_free_port());
+    snprintf(wait_http, sizeof wait_http, "--wait-http=http://a:HttpSecretPW@127.0.0.1:%d/",
+             pgt_free_port());
+    const char *argv[] = {"pgentry", "--database-url", url,   wait_http, "--wait-timeout",
+                          "20s",     "--health-addr",  "off", "wait",    NULL};
+    pgt_proc_spawn(&p, argv, NULL);
+    /* Until pgentry has run (the forked test process shows its own arguments before exec). */
+    int64_t deadline = pgt_now_ms() + 5000;
+    while (pgt_now_ms() < deadline && !strstr(cmdline, "--database-url postgres://u:***@")) {
+        usleep(10000);
+        read_cmdline(p.pid, cmdline, sizeof cmdline);
+    }
+    cr_assert(strstr(cmdline, "postgres://u:***@127.0.0.1:"), "never redacted: %s", cmdline);
+    cr_assert(strstr(cmdline, "http://a:***@127.0.0.1:"), "%s", cmdline);
+    cr_assert_null(strstr(cmdline, "TopSecretPW"), "password in the process title: %s", cmdline);
+    cr_assert_null(strstr(cmdline, "HttpSecretPW"), "password in the process title: %s", cmdline);
+    cr_assert(strstr(cmdline, " wait"), "the arguments after it were moved: %s", cmdline);
+    kill(p.pid, SIGTERM);
+    cr_assert_eq(pgt_proc_wait(&p, 5000), 143, "%s", p.err);
+    cr_assert_null(strstr(p.err, "TopSecretPW"), "%s", p.err);
+    pgt_proc_free(&p);
+}
+
+Test(run, migration_options_without_a_database_are_a_configuration_error, .timeout = 30)
+{
+    /* Never a silent skip: the app must not start as if the migrations had been dealt with. */
+    static const struct {
+        const char *flag, *value, *env;
+    } cases[] = {
+        {"--migrate-cmd", "true", NULL},
+        {"--wait-migrations", NULL, NULL},
+        {NULL, NULL, "PGENTRY_MIGRATE_CMD=true"},
+        {NULL, NULL, "PGENTRY_WAIT_MIGRATIONS=1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pgt_proc p;
+        char dir[256], marker[300], cmd[400];
+        pgt_tempdir(dir, sizeof dir);
+        snprintf(marker, sizeof marker, "%s/app-started", dir);
+        snprintf(cmd, sizeof cmd, "touch %s", marker);
+        const char *argv[10];
+        int n = 0;
+        argv[n++] = "pgentry";
+        argv[n++] = "--health-addr";
+        argv[n++] = "off";
+        if (cases[i].flag)
+            argv[n++] = cases[i].flag;
+        if (cases[i].value)
+            argv[n++] = cases[i].value;
+        argv[n++] = "--";
+        argv[n++] = "sh";
+        argv[n++] = "-c";
+        argv[n++] = cmd;
+        argv[n] = NULL;
+        const char *env[] = {cases[i].env, NULL};
+        int rc = pgt_run(&p, argv, env, 10000);
+        cr_assert_eq(rc, 78, "case %zu: exit %d:\n%s", i, rc, p.err);
+        cr_assert(strstr(p.err, "needs a database: set DATABASE_URL"), "case %zu:\n%s", i, p.err);
+        cr_assert_neq(access(marker, F_OK), 0, "case %zu: the app started", i);
+        pgt_proc_free(&p);
+    }
+}
+
+Test(run, mistakes_fail_at_once_before_waiting, .timeout = 60)
+{
+    /* The database is down (a closed port) and would be waited for 30 s: a usage or
+     * configuration mistake must not wait for it, nor be reported as "not ready" (69). */
+    static char long_table[80];
+    memset(long_table, 'h', 64);
+    static const struct {
+        const char *args[8];
+        int code;
+        const char *needle;
+    } cases[] = {
+        {{"upgrade", "base"}, 64, "upgrade: bad target \"base\""},
+        {{"downgrade", "head"}, 64, "downgrade: bad target \"head\""},
+        {{"stamp", "+1"}, 64, "stamp: bad target \"+1\""},
+        {{"--table", ".hist", "upgrade"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--table", long_table, "current"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--table", "a.b.c", "--", "true"}, 78, "--table must be NAME or SCHEMA.NAME"},
+        {{"--user", "pgt-no-such-user", "--", "true"}, 78, "unknown user"},
+    };
+    struct run_env e;
+    char url[256];
+    snprintf(url, sizeof url, "postgres://u:pw@127.0.0.1:%d/db", pgt_free_port());
+    run_env_init(&e, url);
+    add_migration(&e, "0001_a.up.sql", "CREATE TABLE t (id int);\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[16] = {"pgentry", "--wait-timeout", "30s"};
+        int n = 3;
+        for (int k = 0; cases[i].args[k]; k++)
+            argv[n++] = cases[i].args[k];
+        argv[n] = NULL;
+        struct pgt_proc p;
+        int rc = pgt_run(&p, argv, e.env, 10000);
+        cr_assert_eq(rc, cases[i].code, "case %zu (%s): exit %d:\n%s", i, cases[i].needle, rc,
+                     p.err);
+        cr_assert(strstr(p.err, cases[i].needle), "case %zu: no \"%s\" in:\n%s", i, cases[i].needle,
+                  p.err);
+        cr_assert_lt(p.elapsed_ms, 1000, "case %zu took %lld ms", i, (long long)p.elapsed_ms);
+        cr_assert_null(strstr(p.err, "waiting for dependency"), "case %zu waited:\n%s", i, p.err);
+        pgt_proc_free(&p);
+    }
+}
+
+Test(run, unknown_user_applies_no_migration, .timeout = 60)
+{
+    struct pgt_pg *pg = pgt_pg_shared();
+    struct run_env e;
+    struct pgt_proc p;
+    char url[256], db[64], marker[300], cmd[400];
+    pgt_pg_createdb(pg, db, sizeof db);
+    run_env_init(&e, pgt_pg_url(pg, db, url, sizeof url));
+    add_migration(&e, "0001_a.up.sql", "CREATE TABLE t (id int);\n");
+    snprintf(marker, sizeof marker, "%s/app-started", e.dir);
+    snprintf(cmd, sizeof cmd, "touch %s", marker);
+    const char *argv[] = {"pgentry", "--user", "pgt-no-such-user", "--", "sh", "-c", cmd, NULL};
+    int rc = pgt_run(&p, argv, e.env, 10000);
+    cr_assert_eq(rc, 78, "exit %d:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "unknown user"), "%s", p.err);
+    cr_assert_null(strstr(p.err, "applied"), "%s", p.err);
+    char *t = pgt_pg_query(pg, db, "SELECT coalesce(to_regclass('t')::text, 'none')");
+    cr_assert_str_eq(t, "none", "the migration ran before the --user check");
+    free(t);
+    t = pgt_pg_query(pg, db, "SELECT coalesce(to_regclass('pgentry_migrations')::text, 'none')");
+    cr_assert_str_eq(t, "none", "the history table was created before the --user check");
+    free(t);
+    cr_assert_neq(access(marker, F_OK), 0, "the app ran");
+    pgt_proc_free(&p);
+}
+
+Test(run, healthcheck_answers_only_zero_or_one, .timeout = 30)
+{
+    /* Docker reads 0 as healthy, 1 as unhealthy and reserves 2: a configuration problem is
+     * an unhealthy answer with its reason, never 64 or 78. */
+    int port = pgt_free_port();
+    char url[128], e_addr[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    snprintf(e_addr, sizeof e_addr, "PGENTRY_HEALTH_ADDR=127.0.0.1:%d", port);
+    pid_t srv = pgt_http_server(port, 200);
+    static const struct {
+        const char *arg; /* after "healthcheck"; NULL: none */
+        const char *env;
+        int code;
+        const char *says;
+    } cases[] = {
+        /* Variables set for the app do not concern the probe. */
+        {NULL, "PGENTRY_WAIT_TIMEOUT=bogus", 0, "healthy"},
+        {NULL, "PGENTRY_WAIT_TCP=bad", 0, "healthy"},
+        {NULL, "PGENTRY_REWRITE=NOPE", 0, "healthy"},
+        /* What the probe uses, or a mistyped command line: unhealthy, and why. */
+        {NULL, "PGENTRY_HEALTH_ADDR=8081", 1, "unhealthy: PGENTRY_HEALTH_ADDR: \"8081\""},
+        {"--wait-timeout=soon", NULL, 1, "unhealthy: --wait-timeout: bad duration"},
+        {"--bogus", NULL, 1, "unhealthy: unknown option --bogus"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pgt_proc p;
+        const char *argv[] = {"pgentry", "healthcheck", cases[i].arg, NULL};
+        const char *env[] = {e_addr, cases[i].env, NULL};
+        /* The address comes from the environment unless the case replaces it. */
+        if (cases[i].env && strncmp(cases[i].env, "PGENTRY_HEALTH_ADDR=", 20) == 0) {
+            env[0] = cases[i].env;
+            env[1] = NULL;
+        }
+        int rc = pgt_run(&p, argv, env, 10000);
+        cr_assert_eq(rc, cases[i].code, "case %zu: exit %d\n%s%s", i, rc, p.out, p.err);
+        cr_assert(strncmp(p.out, cases[i].says, strlen(cases[i].says)) == 0, "case %zu: %s", i,
+                  p.out);
+        cr_assert_eq(strchr(p.out, '\n'), p.out + strlen(p.out) - 1, "case %zu: not one line: %s",
+                     i, p.out);
+        pgt_proc_free(&p);
+    }
+    pgt_kill(srv);
 }

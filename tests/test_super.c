@@ -526,6 +526,23 @@ Test(super, exec_replaces_pgentry, .timeout = 30)
     pgt_proc_free(&p);
 }
 
+Test(super, exec_does_not_hand_on_the_subreaper_flag, .timeout = 30)
+{
+    /* The flag survives execve: an app exec'd by pgentry would collect orphans it never
+     * reaps. */
+    struct pgt_proc p;
+    char dir[256], file[300];
+    scratch(dir, sizeof dir, file, sizeof file, "subreaper");
+    const char *argv[] = {"pgentry", "--health-addr", "off", "--exec", "--",
+                          CHILD,     "subreaper",     file,  NULL};
+    int rc = pgt_run(&p, argv, NULL, 10000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    char *notes = pgt_read_file(file);
+    cr_assert_str_eq(notes, "subreaper=0\n");
+    free(notes);
+    pgt_proc_free(&p);
+}
+
 Test(super, exec_as_pid1_warns_that_nothing_reaps, .timeout = 30)
 {
     pgt_ns_require();

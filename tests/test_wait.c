@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgentry/backoff.h"
 #include "pgentry/wait.h"
 #include "pgt.h"
 #include "pgt_hooks.h"
@@ -37,19 +38,73 @@ Test(wait, pacing_follows_what_the_server_said, .timeout = 10)
     /* A long crash recovery is not hammered. */
     pge_wait_pacing(PGE_ATTEMPT_STARTING, 2000, &lo, &hi);
     cr_assert(lo == 0 && hi == INT64_MAX);
-    const enum pge_attempt_outcome costly[] = {PGE_ATTEMPT_DNS, PGE_ATTEMPT_TOO_MANY,
-                                               PGE_ATTEMPT_STANDBY, PGE_ATTEMPT_HTTP_STATUS,
+    const enum pge_attempt_outcome costly[] = {PGE_ATTEMPT_DNS, PGE_ATTEMPT_HTTP_STATUS,
                                                PGE_ATTEMPT_OTHER};
     for (size_t i = 0; i < sizeof costly / sizeof costly[0]; i++) {
         pge_wait_pacing(costly[i], 0, &lo, &hi);
         cr_assert(lo == 100 && hi == INT64_MAX, "%s: [%lld, %lld]",
                   pge_state_outcome_name(costly[i]), (long long)lo, (long long)hi);
+        pge_wait_pacing(costly[i], 60000, &lo, &hi);
+        cr_assert_eq(lo, 100, "%s", pge_state_outcome_name(costly[i]));
+    }
+    /* The server is up and says no: the floor follows the streak, from 100 ms to 5 s. */
+    const enum pge_attempt_outcome busy[] = {PGE_ATTEMPT_TOO_MANY, PGE_ATTEMPT_STANDBY};
+    static const int64_t streak[] = {0, 99, 100, 250, 1000, 4999, 5000, 5001, 3600000};
+    static const int64_t floor_at[] = {100, 100, 100, 250, 1000, 4999, 5000, 5000, 5000};
+    for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++) {
+        for (size_t k = 0; k < sizeof streak / sizeof streak[0]; k++) {
+            pge_wait_pacing(busy[i], streak[k], &lo, &hi);
+            cr_assert(lo == floor_at[k] && hi == INT64_MAX, "%s after %lld ms: [%lld, %lld]",
+                      pge_state_outcome_name(busy[i]), (long long)streak[k], (long long)lo,
+                      (long long)hi);
+        }
+        /* Driven like the waiter does (each attempt takes 1 ms): the wait doubles with each
+         * answer, and 30 s of refusals cost a dozen attempts, not 300. */
+        struct pge_backoff b;
+        int64_t now = 0, prev = 0, delay = 0;
+        int attempts = 0;
+        pge_backoff_init(&b, PGE_BACKOFF_INITIAL_MS, PGE_BACKOFF_MAX_MS, 42);
+        while (now < 30000) {
+            attempts++;
+            pge_wait_pacing(busy[i], now, &lo, &hi);
+            cr_assert_eq(pge_backoff_next_clamped(&b, now, 0, lo, hi, &delay), PGE_BACKOFF_RETRY);
+            if (attempts > 2 && prev < 2500)
+                cr_assert_geq(delay, 2 * prev, "answer %d: %lld after %lld", attempts,
+                              (long long)delay, (long long)prev);
+            prev = delay;
+            now += delay + 1;
+        }
+        cr_assert_leq(attempts, 15, "%s: %d attempts in 30 s", pge_state_outcome_name(busy[i]),
+                      attempts);
+        cr_assert_eq(delay, 5000);
+        /* The deadline rule still holds: the last attempt comes at the deadline, not after. */
+        cr_assert_eq(pge_backoff_next_clamped(&b, now, now + 1200, lo, hi, &delay),
+                     PGE_BACKOFF_FINAL);
+        cr_assert_eq(delay, 1200);
     }
     const enum pge_attempt_outcome plain[] = {PGE_ATTEMPT_REFUSED, PGE_ATTEMPT_TIMEOUT};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
         pge_wait_pacing(plain[i], 5000, &lo, &hi);
         cr_assert(lo == 0 && hi == INT64_MAX);
     }
+}
+
+Test(wait, an_unencoded_at_in_the_password_is_refused_at_once, .timeout = 30)
+{
+    /* libpq would split it at the first '@' and name "Secret-pw@127.0.0.1" as the host. */
+    struct pgt_proc p;
+    char url[256];
+    snprintf(url, sizeof url, "postgres://postgres:Top@Secret-pw@127.0.0.1:%d/db", pgt_free_port());
+    char *env[] = {envvar("DATABASE_URL", url), NULL};
+    const char *argv[] = {"pgentry", "wait", "--wait-timeout", "20s", NULL};
+    int rc = pgt_run(&p, argv, (const char *const *)env, 10000);
+    cr_assert_eq(rc, 78, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "percent-encode @ in the password as %40"), "%s", p.err);
+    cr_assert(p.elapsed_ms < 1000, "took %lld ms", (long long)p.elapsed_ms);
+    assert_no_password(&p);
+    cr_assert_null(strstr(p.err, "Top@"), "part of the password leaked:\n%s", p.err);
+    pgt_proc_free(&p);
+    free(env[0]);
 }
 
 Test(wait, ready_server_returns_zero_quickly, .timeout = 30)

@@ -36,8 +36,16 @@ struct pge_rewrite {
     int to; /* 0: drop the signal */
 };
 
+/* Where in argv a value that may carry a password starts: argv[index] + offset. */
+struct pge_config_argref {
+    int index;
+    size_t offset;
+};
+
 /* Plain data owned by the caller; release with pge_config_free(). String fields point into
- * argv, envp or memory owned by the struct; they live as long as those do. */
+ * argv, envp or memory owned by the struct; they live as long as those do. Values that may
+ * carry a password (--database-url, --wait-http, --app-health-url, the healthcheck URL) are
+ * never pointers into argv: they are copies, so pge_config_hide_secrets() may rewrite argv. */
 struct pge_config {
     enum pge_cmd cmd;
     char **command; /* COMMAND and its arguments, NULL-terminated (points into argv) */
@@ -74,14 +82,28 @@ struct pge_config {
     int64_t lock_timeout_ms; /* 0: off */
     enum pge_log_format log_format;
     enum pge_log_level log_level;
+
+    char **owned; /* the copies the fields above point to instead of argv */
+    size_t nowned;
+    struct pge_config_argref *secret_args; /* argv values for pge_config_hide_secrets() */
+    size_t nsecret_args;
 };
 
 /* Parse argv (argv[0] is the program) and envp (NULL-terminated "K=V" strings) into cfg.
- * On failure returns USAGE or INVALID with a one-line message (naming the problem and the fix)
- * in err. cfg must be released with pge_config_free() in every case. Pure: reads nothing but
- * its arguments. */
+ * Flags are read first and win; a variable is read only for an option no flag set, and a
+ * healthcheck reads only PGENTRY_HEALTH_ADDR. On failure returns USAGE or INVALID with a
+ * one-line message (naming the problem and the fix) in err; cfg->cmd then says which
+ * subcommand failed once its word was read (else PGE_CMD_RUN). cfg must be released with
+ * pge_config_free() in every case. Pure: reads nothing but its arguments. */
 enum pge_config_result pge_config_parse(struct pge_config *cfg, int argc, char **argv, char **envp,
                                         char *err, size_t errsize);
+
+/* Rewrite, in place, each argv value of cfg->secret_args that pge_redact() changes (a
+ * password in a URL or conninfo) to its redacted form, cut to the value's own length and
+ * padded with NULs: nothing is written past a string's end, and no process title (ps, /proc
+ * /PID/cmdline) shows the password. argv must be the array cfg was parsed from, writable;
+ * cfg keeps working (its fields point to copies). Call right after a successful parse. */
+void pge_config_hide_secrets(const struct pge_config *cfg, char **argv);
 
 /* Free what the config owns. NULL-safe; the struct may be parsed again afterwards. */
 void pge_config_free(struct pge_config *cfg);

@@ -47,8 +47,11 @@ int pge_log_parse_format(const char *s, enum pge_log_format *out);
 int pge_log_enabled(enum pge_log_level level);
 
 /* Register a secret (a password) that must never be printed: every occurrence in any later
- * line is replaced by "***". The string is copied. Up to 8 secrets; shorter than 3 bytes
- * ignored (too likely to mangle innocent text). Returns 0 or -1 when the table is full. */
+ * line is replaced by "***". The string is copied. Up to 16 secrets. One of 1 or 2 bytes is
+ * replaced only where it stands as a password - between ':' and '@' of a URL's userinfo, or as
+ * a password= value - because anywhere else it would mangle innocent text; URLs shown through
+ * pge_redact() hide it whatever its length. "" is ignored. Returns 0 or -1 when the table is
+ * full. */
 int pge_log_add_secret(const char *secret);
 
 /* Send lines to fd instead of stderr (tests). */

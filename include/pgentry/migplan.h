@@ -102,6 +102,21 @@ struct pge_migplan_target {
  * allowed); N >= 1. Returns 0 and fills *t, or -1 (leaving *t untouched). Pure. */
 int pge_migplan_parse_target(const char *s, struct pge_migplan_target *t);
 
+/* The commands that take a target. */
+enum pge_migplan_command {
+    PGE_MIGPLAN_CMD_UPGRADE = 0, /* head, +N, VERSION; NULL means head */
+    PGE_MIGPLAN_CMD_DOWNGRADE,   /* -N, VERSION, base */
+    PGE_MIGPLAN_CMD_STAMP,       /* VERSION, head, base */
+};
+
+/* Whether target is a kind the command accepts (above), checked with no files or history so
+ * a mistake fails before any waiting. Returns OK and fills *t (when not NULL), or BAD_TARGET
+ * with one line in err naming the command and the kinds it takes (the planners below give the
+ * same answer). Whether VERSION exists or N is in range is for the planners. Pure. */
+enum pge_migplan_result pge_migplan_check_target(enum pge_migplan_command command,
+                                                 const char *target, struct pge_migplan_target *t,
+                                                 char *err, size_t errsize);
+
 /* All functions below share these rules. files is a scan result (ascending versions), rows the
  * history table ascending by version (BAD_INPUT otherwise). The plan is always initialised and
  * must be released with pge_migplan_free(), whatever the status. On error plan->result says

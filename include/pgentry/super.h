@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "pgentry/config.h"
+#include "pgentry/creds.h"
 #include "pgentry/outcome.h"
 #include "pgentry/state.h"
 
@@ -17,9 +18,11 @@ struct pge_super;
  * pgentry inherited: a signal left blocked in the child would turn every forwarded TERM into a
  * SIGKILL after --stop-timeout, which is exactly what a supervisor is there to prevent. */
 struct pge_super_opts {
-    char **argv;      /* COMMAND and arguments, NULL-terminated; borrowed */
-    const char *user; /* --user USER[:GROUP], or NULL; borrowed */
-    int signal_group; /* forward to the child's process group */
+    char **argv;                   /* COMMAND and arguments, NULL-terminated; borrowed */
+    const char *user;              /* --user USER[:GROUP] as typed, for messages; borrowed */
+    const struct pge_creds *creds; /* --user resolved by pge_creds_resolve() before the loop
+                                    * runs (no NSS lookup on it), or NULL; borrowed */
+    int signal_group;              /* forward to the child's process group */
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
@@ -33,17 +36,17 @@ struct pge_super_opts {
  * CANNOT_EXEC (126), CONFIG (--user could not be applied; COMMAND never ran). */
 typedef void (*pge_super_cb)(void *arg, struct pge_outcome outcome);
 
-/* Prepare process-wide init duties once at start-up (subreaper when not PID 1). Returns 0 or
- * -1 with errno. */
+/* Prepare process-wide init duties once at start-up (subreaper when not PID 1). Only for a
+ * supervisor: the subreaper flag survives execve, so a process about to exec COMMAND (--exec)
+ * must not call this. Returns 0 or -1 with errno. */
 int pge_super_init_process(void);
 
-/* A supervisor on the default loop (child watchers need it). opts is copied; the strings it
- * points to must outlive the supervisor. NULL when out of memory. */
+/* A supervisor on the default loop (child watchers need it). opts is copied; the strings and
+ * the creds it points to must outlive the supervisor. NULL when out of memory. */
 struct pge_super *pge_super_new(struct ev_loop *loop, const struct pge_super_opts *opts,
                                 pge_super_cb cb, void *arg);
 
-/* Resolve --user (getpwnam/getgrnam/getgrouplist: blocking file or NSS I/O, done once here
- * before anything is forked), then fork and exec COMMAND in its own process group; when
+/* Fork and exec COMMAND (as opts->creds when given) in its own process group; when
  * stdin is our controlling terminal and we are in its foreground, COMMAND gets the
  * foreground. Returns 0 (the outcome arrives through cb), or -1 with *out and a one-line
  * message in err when nothing could be started (the callback is not called). */
@@ -62,9 +65,9 @@ int pge_super_active(const struct pge_super *s);
 /* The main child's pid while it runs, or 0. */
 pid_t pge_super_pid(const struct pge_super *s);
 
-/* --exec: replace the process with COMMAND (after --user, default dispositions, empty mask).
- * Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC, CONFIG) and a message in
- * err. */
+/* --exec: replace the process with COMMAND (after switching to opts->creds, default
+ * dispositions, empty mask). Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC,
+ * CONFIG) and a message in err. */
 struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, size_t errsize);
 
 /* Fork a helper process (such as --migrate-cmd) exactly as COMMAND is started: signals blocked

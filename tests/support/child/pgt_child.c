@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -310,6 +311,17 @@ static int cmd_status(char **av)
     return 0;
 }
 
+/* subreaper FILE: whether this process is a child subreaper (the flag survives execve, so
+ * an init that exec'd us would hand it on). */
+static int cmd_subreaper(char **av)
+{
+    int on = -1;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) < 0)
+        return 99;
+    note(av[0], "subreaper=%d", on);
+    return 0;
+}
+
 /* masked PROG ARGS...: exec PROG with USR2 and INT blocked, HUP and QUIT ignored. */
 static int cmd_masked(char **av)
 {
@@ -348,6 +360,7 @@ int main(int argc, char **argv)
         {"signals", 2, cmd_signals},         {"group", 1, cmd_group},   {"orphans", 5, cmd_orphans},
         {"cleanup", 1, cmd_cleanup},         {"adopt", 1, cmd_adopt},   {"status", 1, cmd_status},
         {"ignore-term", 1, cmd_ignore_term}, {"masked", 1, cmd_masked}, {"raise", 1, cmd_raise},
+        {"subreaper", 1, cmd_subreaper},
     };
     if (argc >= 3 && strcmp(argv[1], "exit") == 0)
         return atoi(argv[2]);

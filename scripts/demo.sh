@@ -32,12 +32,16 @@ pg_init "$pgdir" "$port" "demo-Secret-pw"
 export DATABASE_URL
 DATABASE_URL=$(pg_url "$pgdir" postgres)
 
-# The example service if it is there (docker/example-app), else a stand-in that stays up.
-if [ -f docker/example-app/app.py ] && python3 -c 'import fastapi, uvicorn, psycopg2' 2>/dev/null; then
-    app=(python3 -m uvicorn --app-dir docker/example-app app:app --host 127.0.0.1 --port "$app_port")
+# The example service (docker/example-app) with Debian's FastAPI and uvicorn: the interpreter
+# apt installed them for, not whatever python3 comes first on PATH.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+if "$py" -c 'import fastapi, uvicorn, psycopg2' 2>/dev/null; then
+    app=("$py" -m uvicorn --app-dir docker/example-app app:app --host 127.0.0.1 --port "$app_port")
     app_url=http://127.0.0.1:$app_port
 else
-    app=(python3 -m http.server --bind 127.0.0.1 "$app_port")
+    echo "python3-fastapi, python3-uvicorn or python3-psycopg2 missing for $py: using a stand-in app"
+    app=("$py" -m http.server --bind 127.0.0.1 "$app_port")
     app_url=
 fi
 

@@ -1,5 +1,6 @@
 /* Shared test helpers: run the real binary, throwaway PostgreSQL, real listeners. */
 #include "pgt.h"
+#include "pgt_fs.h"
 #include "pgt_hooks.h"
 
 #include <arpa/inet.h>
@@ -37,11 +38,34 @@ int pgt_free_port(void)
     return port;
 }
 
+/* Temp directories made by this process, removed when it exits (each test is its own
+ * process; the runner's, which hold the shared server, are removed by its teardown). */
+#define MAX_TEMPDIRS 64
+static char tempdirs[MAX_TEMPDIRS][256];
+static size_t ntempdirs;
+static pid_t tempdirs_owner;
+
+static void remove_tempdirs(void)
+{
+    if (getpid() != tempdirs_owner)
+        return;
+    for (size_t i = 0; i < ntempdirs; i++)
+        pgt_rmtree(tempdirs[i]);
+}
+
 void pgt_tempdir(char *buf, size_t size)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(buf, size, "%s/pgt-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     cr_assert_not_null(mkdtemp(buf), "mkdtemp: %s", strerror(errno));
+    if (tempdirs_owner != getpid()) {
+        /* First directory of this (possibly forked) process: a fresh list. */
+        tempdirs_owner = getpid();
+        ntempdirs = 0;
+        atexit(remove_tempdirs);
+    }
+    if (ntempdirs < MAX_TEMPDIRS)
+        snprintf(tempdirs[ntempdirs++], sizeof tempdirs[0], "%s", buf);
 }
 
 char *pgt_read_file(const char *path)

@@ -89,7 +89,8 @@ static void on_notice(void *arg, const char *message)
     pge_debug("postgres notice", PGE_STR("notice", line));
 }
 
-void pge_pgconn_quiet_notices(PGconn *conn)
+/* NOTICE messages go to the debug log, not straight to stderr. */
+static void quiet_notices(PGconn *conn)
 {
     PQsetNoticeProcessor(conn, on_notice, NULL);
 }
@@ -208,7 +209,7 @@ static void start_check(struct pge_pgconn *c)
 {
     c->step = S_CHECK;
     ev_io_stop(c->loop, &c->io);
-    pge_pgconn_quiet_notices(c->conn);
+    quiet_notices(c->conn);
     c->q = pge_pgq_new(c->loop, c->conn);
     const char *hs = PQparameterStatus(c->conn, "in_hot_standby");
     const char *ro = PQparameterStatus(c->conn, "default_transaction_read_only");

@@ -181,11 +181,6 @@ int pge_pgq_busy(const struct pge_pgq *q)
     return q->busy;
 }
 
-PGconn *pge_pgq_conn(const struct pge_pgq *q)
-{
-    return q->conn;
-}
-
 void pge_pgq_free(struct pge_pgq *q)
 {
     if (!q)

@@ -684,11 +684,6 @@ int pge_super_active(const struct pge_super *s)
     return s->phase == PHASE_RUNNING || s->phase == PHASE_CLEANUP;
 }
 
-pid_t pge_super_pid(const struct pge_super *s)
-{
-    return s->pid;
-}
-
 struct pge_outcome pge_super_exec(const struct pge_super_opts *opts, char *err, size_t errsize)
 {
     const struct pge_creds *c = opts->creds;

@@ -36,7 +36,4 @@ struct pge_pgconn *pge_pgconn_start(struct ev_loop *loop, struct pge_offload *of
 /* Abandon or release an attempt; no callback afterwards. NULL-safe. */
 void pge_pgconn_free(struct pge_pgconn *c);
 
-/* Route the connection's NOTICE messages to the debug log instead of stderr. */
-void pge_pgconn_quiet_notices(PGconn *conn);
-
 #endif

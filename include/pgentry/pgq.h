@@ -26,9 +26,6 @@ int pge_pgq_send(struct pge_pgq *q, const char *sql, int nparams, const char *co
 /* Whether a query is in flight. */
 int pge_pgq_busy(const struct pge_pgq *q);
 
-/* The connection this runner drives. */
-PGconn *pge_pgq_conn(const struct pge_pgq *q);
-
 /* Stop watching; a query in flight gets no callback (its results are discarded by libpq when
  * the connection is finished). NULL-safe. */
 void pge_pgq_free(struct pge_pgq *q);

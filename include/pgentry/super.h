@@ -62,9 +62,6 @@ void pge_super_signal(struct pge_super *s, int signo);
  * (signals belong to the supervisor during that time). */
 int pge_super_active(const struct pge_super *s);
 
-/* The main child's pid while it runs, or 0. */
-pid_t pge_super_pid(const struct pge_super *s);
-
 /* --exec: replace the process with COMMAND (after switching to opts->creds, default
  * dispositions, empty mask). Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC,
  * CONFIG) and a message in err. */

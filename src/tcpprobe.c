@@ -73,7 +73,7 @@ static void fail_errno(struct pge_tcpprobe *p)
 {
     char msg[256];
     int e = p->last_errno;
-    snprintf(msg, sizeof msg, "connect to %s:%d: %s", p->host, p->port, strerror(e));
+    snprintf(msg, sizeof msg, "%s", strerror(e));
     finish(p, 0,
            e == ETIMEDOUT ? PGE_ATTEMPT_TIMEOUT
            : (e == ECONNREFUSED || e == ENETUNREACH || e == EHOSTUNREACH || e == ECONNRESET)
@@ -218,8 +218,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     char msg[256], d[32];
     (void)loop;
     (void)revents;
-    snprintf(msg, sizeof msg, "%s:%d: %s timed out after %s", p->host, p->port,
-             p->job ? "name resolution" : "connection", pge_log_fmt_ms(p->timeout_ms, d, sizeof d));
+    snprintf(msg, sizeof msg, "%s timed out after %s", p->job ? "name resolution" : "connection",
+             pge_log_fmt_ms(p->timeout_ms, d, sizeof d));
     finish(p, 0, PGE_ATTEMPT_TIMEOUT, msg);
 }
 

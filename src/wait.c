@@ -306,9 +306,7 @@ static void on_knock(void *arg, int ok, enum pge_attempt_outcome o, const char *
     pge_tcpprobe_free(d->knock);
     d->knock = NULL;
     if (!ok) {
-        /* Say it as libpq would, so an unchanged failure stays one log line. */
-        const char *colon = strrchr(message, ':');
-        failed(d, o, NULL, colon && colon[1] == ' ' ? colon + 2 : message, NULL, 0);
+        failed(d, o, NULL, message, NULL, 0);
         return;
     }
     d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);

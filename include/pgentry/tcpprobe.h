@@ -11,7 +11,8 @@
 struct pge_tcpprobe;
 
 /* Called exactly once unless the probe is freed first. ok: a connection was accepted (and
- * closed again). On failure, outcome and a one-line message say why. May free the probe. */
+ * closed again). On failure, outcome and a one-line reason say why ("Connection refused", as
+ * libpq words it; the caller knows the target). May free the probe. */
 typedef void (*pge_tcpprobe_cb)(void *arg, int ok, enum pge_attempt_outcome outcome,
                                 const char *message);
 

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pgentry/health.h"
-#include "pgentry/log.h"
-#include "pgentry/state.h"
+#include "pgentry/health/health.h"
+#include "pgentry/common/log.h"
+#include "pgentry/common/runstate.h"
 
 static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -18,7 +18,7 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
 int main(int argc, char **argv)
 {
     struct ev_loop *loop = ev_default_loop(0);
-    struct pge_state st;
+    struct pge_runstate st;
     struct pge_health *h;
     ev_signal sigint, sigterm;
     char err[256];
@@ -28,7 +28,7 @@ int main(int argc, char **argv)
         return 64;
     }
     signal(SIGPIPE, SIG_IGN);
-    pge_state_init(&st);
+    pge_runstate_init(&st);
     if (argc == 3) {
         st.phase = PGE_PHASE_RUNNING;
         st.app.running = 1;

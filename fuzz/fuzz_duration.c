@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/parse.h"
+#include "pgentry/common/parse.h"
 
 #define MAX_MS (100LL * 24 * 3600 * 1000)
 

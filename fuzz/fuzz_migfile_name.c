@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/migfile.h"
+#include "pgentry/migrate/migfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 
 #include <openssl/evp.h>
 
-#include "pgentry/migfile.h"
+#include "pgentry/migrate/migfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/migplan.h"
+#include "pgentry/migrate/migplan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

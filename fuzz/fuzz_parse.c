@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/parse.h"
+#include "pgentry/common/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

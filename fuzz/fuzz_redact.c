@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/redact.h"
+#include "pgentry/common/redact.h"
 
 struct found {
     const char *want;

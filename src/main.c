@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgentry/config.h"
-#include "pgentry/hcclient.h"
-#include "pgentry/log.h"
-#include "pgentry/migfile.h"
-#include "pgentry/outcome.h"
-#include "pgentry/run.h"
+#include "pgentry/config/config.h"
+#include "pgentry/health/healthcheck.h"
+#include "pgentry/common/log.h"
+#include "pgentry/migrate/migfile.h"
+#include "pgentry/common/outcome.h"
+#include "pgentry/run/run.h"
 
 extern char **environ;
 
@@ -87,8 +87,8 @@ int main(int argc, char **argv)
             out = PGE_OUTCOME(PGE_OUT_UNHEALTHY, 0);
             break;
         }
-        int rc = pge_hcclient_run(cfg.target, cfg.health_addr ? cfg.health_addr : "0.0.0.0:8081",
-                                  line, sizeof line);
+        int rc = pge_healthcheck_run(cfg.target, cfg.health_addr ? cfg.health_addr : "0.0.0.0:8081",
+                                     line, sizeof line);
         puts(line);
         curl_global_cleanup();
         out = PGE_OUTCOME(rc == 0 ? PGE_OUT_OK : PGE_OUT_UNHEALTHY, 0);

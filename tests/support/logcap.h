@@ -2,7 +2,7 @@
 #ifndef PGT_LOGCAP_H
 #define PGT_LOGCAP_H
 
-#include "pgentry/log.h"
+#include "pgentry/common/log.h"
 
 /* Point the logger at a fresh temp file with this level and format. Aborts the test on
  * failure. One capture at a time per process. */

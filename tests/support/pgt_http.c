@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pgentry/log.h"
+#include "pgentry/common/log.h"
 
 /* ---- the server child ---- */
 
@@ -71,7 +71,7 @@ static void server_start(struct pgt_server *s, const char *host, const struct pg
 
     s->st = mmap(NULL, sizeof *s->st, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(s->st, MAP_FAILED);
-    pge_state_init(s->st);
+    pge_runstate_init(s->st);
     for (int attempt = 0; attempt < 5; attempt++) {
         s->port = pgt_free_port();
         cr_assert_eq(pipe(pfd), 0);

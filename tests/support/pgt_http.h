@@ -5,15 +5,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "pgentry/health.h"
-#include "pgentry/state.h"
+#include "pgentry/health/health.h"
+#include "pgentry/common/runstate.h"
 
 /* A health server running in a forked child on its own libev loop. The state lives in
  * shared memory: the test writes it, the server reads it on each request. */
 struct pgt_server {
     pid_t pid;
     int port;
-    struct pge_state *st;
+    struct pge_runstate *st;
 };
 
 /* Start a server on 127.0.0.1 (or host, e.g. "[::1]") and a free port; asserts on failure.

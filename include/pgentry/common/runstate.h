@@ -1,0 +1,85 @@
+/* What pgentry is doing now: plain data written by the phases, read by the health endpoint. */
+#ifndef PGENTRY_COMMON_RUNSTATE_H
+#define PGENTRY_COMMON_RUNSTATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum pge_phase {
+    PGE_PHASE_WAITING = 0,
+    PGE_PHASE_MIGRATING,
+    PGE_PHASE_STARTING,
+    PGE_PHASE_RUNNING,
+    PGE_PHASE_STOPPING,
+    PGE_PHASE_FAILED,
+    PGE_PHASE_COUNT_,
+};
+
+/* How one wait attempt ended (metrics label "outcome"). */
+enum pge_attempt_outcome {
+    PGE_ATTEMPT_OK = 0,
+    PGE_ATTEMPT_REFUSED,     /* nothing listening, network unreachable, reset */
+    PGE_ATTEMPT_DNS,         /* name did not resolve */
+    PGE_ATTEMPT_TIMEOUT,     /* --connect-timeout elapsed */
+    PGE_ATTEMPT_STARTING,    /* 57P03: starting up, shutting down, in recovery */
+    PGE_ATTEMPT_TOO_MANY,    /* 53300 */
+    PGE_ATTEMPT_STANDBY,     /* read-only standby */
+    PGE_ATTEMPT_FATAL,       /* refused for good (28P01, 28000, 3D000, no password) */
+    PGE_ATTEMPT_HTTP_STATUS, /* HTTP dependency answered, but not 2xx */
+    PGE_ATTEMPT_OTHER,
+    PGE_ATTEMPT_COUNT_,
+};
+
+#define PGE_RUNSTATE_ERROR_MAX   256
+#define PGE_RUNSTATE_VERSION_MAX 24
+
+/* Plain data, one instance owned by the run. Writers: the phases on the loop thread; readers:
+ * the health endpoint on the same thread. No string here may hold a secret. */
+struct pge_runstate {
+    enum pge_phase phase;
+    int stopping;          /* a stop signal arrived: readiness is 503 from now on */
+    int64_t start_unix_ms; /* process start, wall clock */
+    int64_t start_mono_ms; /* process start, monotonic */
+
+    struct {
+        int configured; /* a database is configured at all */
+        int ready;
+        unsigned attempts;
+        char last_error[PGE_RUNSTATE_ERROR_MAX]; /* redacted, "" when none */
+        int64_t ready_after_ms;                  /* from start to ready; -1 until ready */
+        unsigned long long attempts_by_outcome[PGE_ATTEMPT_COUNT_];
+    } db;
+
+    struct {
+        int known;                              /* the history has been read */
+        char current[PGE_RUNSTATE_VERSION_MAX]; /* applied head ("none" when empty) */
+        unsigned applied;                       /* rows in the history table */
+        unsigned pending;                       /* files not yet applied */
+        unsigned applied_this_run;
+        double applied_seconds_sum; /* durations of the migrations applied by this run */
+        int64_t lock_wait_ms;       /* time spent waiting for the advisory lock */
+    } mig;
+
+    struct {
+        pid_t pid; /* 0: not started */
+        int running;
+        int exited;    /* the main child has exited */
+        int exit_code; /* its code (128+N for signal N) once exited */
+        int healthy;   /* --app-health-url answered 2xx recently (1 when unused) */
+        int64_t started_mono_ms;
+    } app;
+};
+
+/* Fill defaults: phase waiting, times from the clocks, ready_after_ms -1, app.healthy 1. */
+void pge_runstate_init(struct pge_runstate *st);
+
+/* "waiting", "migrating", … as in the contract. */
+const char *pge_runstate_phase_name(enum pge_phase phase);
+
+/* "ok", "refused", … the metrics label of an attempt outcome. */
+const char *pge_runstate_outcome_name(enum pge_attempt_outcome outcome);
+
+/* Milliseconds on the monotonic clock (the one clock the loop-side code reads). */
+int64_t pge_runstate_mono_ms(void);
+
+#endif

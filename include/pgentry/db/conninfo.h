@@ -1,0 +1,37 @@
+/* The database connection settings: parsed once, hosts listed for our own async DNS. */
+#ifndef PGENTRY_DB_CONNINFO_H
+#define PGENTRY_DB_CONNINFO_H
+
+#include <stddef.h>
+
+#define PGE_CONNINFO_MAX_HOSTS 8
+
+struct pge_conninfo_host {
+    char *host;     /* as given: a name, an IP literal, or a socket directory ("/run/...") */
+    char *port;     /* "5432" when not given */
+    char *hostaddr; /* given explicitly by the user, or NULL */
+    int is_socket;  /* a Unix-domain socket directory: nothing to resolve */
+};
+
+/* Plain data owned by the caller; release with pge_conninfo_free(). */
+struct pge_conninfo {
+    char **keywords; /* every explicitly set option except host/hostaddr/port: n of them, */
+    char **values;   /* NULL-terminated when n > 0, NULL when n == 0 */
+    size_t n;
+    struct pge_conninfo_host hosts[PGE_CONNINFO_MAX_HOSTS];
+    size_t nhosts;
+    int uses_service; /* a service file may say where the server is: resolved by libpq */
+    char *display;    /* redacted, for logs: "postgres://app:***@db:5432/app" */
+};
+
+/* Parse url (a postgres:// URI or key=value conninfo; NULL or "" means "libpq's PG*
+ * variables only") together with envp's PGHOST/PGPORT/PGHOSTADDR/PGSERVICE. Registers any
+ * password with the logger's secret scrubber before anything can print it. Returns 0, or -1
+ * with a one-line message in err (malformed URL: the caller exits 78). Always free out. */
+int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
+                       size_t errsize);
+
+/* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
+void pge_conninfo_free(struct pge_conninfo *p);
+
+#endif

@@ -1,0 +1,160 @@
+/* Migration files on disk: name parsing, directory scan, normalised text, checksums, revision. */
+#ifndef PGENTRY_MIGRATE_MIGFILE_H
+#define PGENTRY_MIGRATE_MIGFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgentry/common/outcome.h"
+
+#define PGE_MIGFILE_MAX_BYTES    (64u * 1024u * 1024u) /* larger files are refused */
+#define PGE_MIGFILE_CHECKSUM_LEN 64                    /* hex digits of a SHA-256 */
+#define PGE_MIGFILE_SLUG_MAX     60                    /* slug length made by revision */
+#define PGE_MIGFILE_NO_TX_MARK   "-- pgentry:no-transaction"
+
+/* What a scan, read or revision ended with. pge_migfile_outcome() says which exit code. */
+enum pge_migfile_result {
+    PGE_MIGFILE_OK = 0,
+    PGE_MIGFILE_NO_DIR,      /* the directory does not exist (78, or create it) */
+    PGE_MIGFILE_NOT_DIR,     /* the path exists but is not a directory (78) */
+    PGE_MIGFILE_UNREADABLE,  /* directory or file cannot be read, or is not a regular file (78) */
+    PGE_MIGFILE_TOO_BIG,     /* a file is over PGE_MIGFILE_MAX_BYTES (78) */
+    PGE_MIGFILE_BAD_NAME,    /* NNNN... .up.sql/.down.sql that is not NNNN_slug.up.sql (65) */
+    PGE_MIGFILE_DUPLICATE,   /* two files with the same numeric version and kind (65) */
+    PGE_MIGFILE_ORPHAN_DOWN, /* a .down.sql without its .up.sql (65) */
+    PGE_MIGFILE_MISMATCH,    /* .up.sql and .down.sql of one version named differently (65) */
+    PGE_MIGFILE_BAD_MESSAGE, /* revision: the message has no letter or digit for a slug (64) */
+    PGE_MIGFILE_EXISTS,      /* revision: a file to create already exists (78) */
+    PGE_MIGFILE_FULL,        /* revision: the highest version is already the largest (65) */
+    PGE_MIGFILE_SYSTEM,      /* out of memory, I/O or crypto failure (70) */
+};
+
+/* Which outcome (and so which exit code) a status stands for. Pure. */
+enum pge_outcome_kind pge_migfile_outcome(enum pge_migfile_result st);
+
+/* ---- File names ------------------------------------------------------------------------ */
+
+enum pge_migfile_name_result {
+    PGE_MIGFILE_NAME_OK = 0,
+    PGE_MIGFILE_NAME_OTHER,     /* not a migration file: README, .gitkeep, x.up.sql~ (ignore) */
+    PGE_MIGFILE_NAME_MALFORMED, /* starts with a digit and ends in .up.sql or .down.sql, but is
+                                 * not NNNN_slug: a typo that must not be skipped silently */
+};
+
+/* A parsed name. Pointers point into the caller's name, which must outlive them. */
+struct pge_migfile_name {
+    int64_t version;          /* 0 .. INT64_MAX (the history table's bigint) */
+    const char *version_text; /* digits as written, e.g. "0001" */
+    size_t version_len;
+    const char *slug; /* between '_' and ".up.sql"/".down.sql"; never empty */
+    size_t slug_len;
+    int down;        /* 0: .up.sql, 1: .down.sql */
+    const char *why; /* MALFORMED only: what is wrong (static text), else NULL */
+};
+
+/* Parse name[0..len) (a directory entry's name, not a path; no NUL needed, a NUL inside is
+ * OTHER) as "NNNN_slug.up.sql" or "NNNN_slug.down.sql": one or more decimal digits whose value
+ * fits in int64, '_', a non-empty slug of bytes other than '/' and control characters, then the
+ * suffix. Fills *out on OK and MALFORMED (only out->why on MALFORMED); on OTHER *out is
+ * untouched. Pure, bounded by len, never allocates. */
+enum pge_migfile_name_result pge_migfile_parse_name(const char *name, size_t len,
+                                                    struct pge_migfile_name *out);
+
+/* Parse s[0..len) as a decimal version: one or more digits, leading zeros allowed, value at most
+ * INT64_MAX. Returns 0 and sets *version, or -1 (empty, non-digit, overflow). Pure. */
+int pge_migfile_parse_version(const char *s, size_t len, int64_t *version);
+
+/* ---- Text ------------------------------------------------------------------------------ */
+
+/* Normalise buf[0..len) in place: drop one leading UTF-8 BOM, turn every CRLF into LF (a lone CR
+ * stays). Returns the new length (never longer). Not idempotent on "\r\r\n" or a double BOM, so
+ * normalise raw text exactly once. Pure. */
+size_t pge_migfile_normalize(char *buf, size_t len);
+
+/* The checksum recorded in the history table: lowercase hex SHA-256 of the normalised form of
+ * the raw text[0..len), written as 64 hex digits and a NUL into hex. Text differing only by a
+ * BOM or CRLF line ends has the same checksum. Returns 0, or -1 when libcrypto fails. Does not
+ * allocate text copies; no I/O. */
+int pge_migfile_checksum(const char *text, size_t len, char hex[PGE_MIGFILE_CHECKSUM_LEN + 1]);
+
+/* Whether text[0..len) (raw or normalised) asks to run outside a transaction: its first line,
+ * after a UTF-8 BOM and without trailing spaces, tabs and CRs, is exactly
+ * PGE_MIGFILE_NO_TX_MARK. Returns 1 or 0. Pure. */
+int pge_migfile_no_transaction(const char *text, size_t len);
+
+/* Load a migration file normalised. On OK *text is a malloc'd NUL-terminated copy the caller
+ * frees, *len its length without the NUL, and when checksum is not NULL it receives the
+ * checksum of exactly this text (so what runs is what gets recorded). Refuses directories,
+ * FIFOs and other non-regular files (UNREADABLE) without blocking, and files over
+ * PGE_MIGFILE_MAX_BYTES (TOO_BIG). On error *text is NULL and err holds one line naming the
+ * file and the fix. */
+enum pge_migfile_result pge_migfile_read(const char *path, char **text, size_t *len, char *checksum,
+                                         char *err, size_t errsize);
+
+/* ---- Directory scan -------------------------------------------------------------------- */
+
+/* One migration: its .up.sql and maybe its .down.sql. */
+struct pge_migfile {
+    int64_t version;
+    char *version_text;                          /* as written in the .up.sql name, e.g. "0001" */
+    char *name;                                  /* the slug, e.g. "add_users" */
+    char *up_path;                               /* dir + "/" + file name */
+    char *down_path;                             /* NULL when there is no .down.sql */
+    char checksum[PGE_MIGFILE_CHECKSUM_LEN + 1]; /* pge_migfile_checksum() of the .up.sql */
+    int no_transaction;                          /* .up.sql starts with the marker */
+    int down_no_transaction;                     /* .down.sql starts with the marker */
+};
+
+/* A scanned directory. Plain data owned by the caller; release with pge_migfile_set_free(). */
+struct pge_migset {
+    struct pge_migfile *items; /* sorted by version, strictly ascending */
+    size_t count;
+    char **ignored; /* names of directory entries that are not migrations, in directory order
+                     * (for the caller's debug log); "." and ".." are left out */
+    size_t nignored;
+};
+
+/* Scan dir: parse every entry's name, read and checksum every .up.sql and .down.sql, pair them
+ * by version and sort numerically ("2" < "10" < "0011"). A missing .down.sql is fine; so is a
+ * directory with no migrations. Errors (first one found, in version order): NO_DIR, NOT_DIR,
+ * UNREADABLE, TOO_BIG, BAD_NAME, DUPLICATE, ORPHAN_DOWN, MISMATCH, SYSTEM, each with one line in
+ * err naming the file and the fix. *set is always initialised (empty on error) and must be
+ * released with pge_migfile_set_free(). Reads the file system; never logs. */
+enum pge_migfile_result pge_migfile_scan(const char *dir, struct pge_migset *set, char *err,
+                                         size_t errsize);
+
+/* The index of version in set->items, or -1. Binary search; pure. */
+long pge_migfile_set_find(const struct pge_migset *set, int64_t version);
+
+/* Free everything the set owns and empty it. NULL-safe; the set may be scanned into again. */
+void pge_migfile_set_free(struct pge_migset *set);
+
+/* ---- Revision -------------------------------------------------------------------------- */
+
+/* The slug for a message: ASCII letters lowercased and digits kept, every run of other bytes
+ * becomes one '_', no '_' at either end, at most PGE_MIGFILE_SLUG_MAX bytes (cut, then trimmed
+ * again). Writes it NUL-terminated into out (size > PGE_MIGFILE_SLUG_MAX is always enough).
+ * Returns its length, or -1 when it would be empty or does not fit. Pure. */
+int pge_migfile_slugify(const char *message, char *out, size_t size);
+
+/* Create dir/VERSION_SLUG.up.sql and dir/VERSION_SLUG.down.sql (version_text and slug used
+ * as given), with O_EXCL: an existing file is never overwritten (EXISTS). Each starts with a
+ * "-- MESSAGE" comment (control characters become spaces so the message stays one comment
+ * line); the .up.sql also says how to opt out of the transaction. If the .down.sql cannot be
+ * made the .up.sql just created is removed again. Errors: EXISTS, UNREADABLE (cannot create or
+ * write), SYSTEM. On OK *up_path and *down_path are malloc'd paths the caller frees; on error
+ * both are NULL. */
+enum pge_migfile_result pge_migfile_create_pair(const char *dir, const char *version_text,
+                                                const char *slug, const char *message,
+                                                char **up_path, char **down_path, char *err,
+                                                size_t errsize);
+
+/* `pgentry revision -m MESSAGE`: create dir if it does not exist (one level, mode 0755), scan
+ * it, then pge_migfile_create_pair() for the highest existing version + 1, padded with zeros
+ * to the width of that version's text (4 in an empty directory: "0001"), and the slug of
+ * message. Errors: any scan error, BAD_MESSAGE, FULL, and those of pge_migfile_create_pair();
+ * UNREADABLE also when the directory cannot be created. Paths as for pge_migfile_create_pair(). */
+enum pge_migfile_result pge_migfile_revision(const char *dir, const char *message, char **up_path,
+                                             char **down_path, char *err, size_t errsize);
+
+#endif

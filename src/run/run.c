@@ -1,0 +1,589 @@
+/* One pgentry run on the event loop: wait → migrate → supervise, with signals throughout. */
+#include "pgentry/run/run.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgentry/health/apphealth.h"
+#include "pgentry/supervise/privdrop.h"
+#include "pgentry/net/curlloop.h"
+#include "pgentry/db/conninfo.h"
+#include "pgentry/health/health.h"
+#include "pgentry/common/log.h"
+#include "pgentry/supervise/memtrim.h"
+#include "pgentry/migrate/migfile.h"
+#include "pgentry/migrate/migrate.h"
+#include "pgentry/migrate/histsql.h"
+#include "pgentry/common/workqueue.h"
+#include "pgentry/common/parse.h"
+#include "pgentry/common/runstate.h"
+#include "pgentry/supervise/supervisor.h"
+#include "pgentry/wait/wait.h"
+
+#define MAX_SIGNALS 64
+
+struct run {
+    struct ev_loop *loop;
+    const struct pge_config *cfg;
+    char **envp;
+    const sigset_t *orig_mask;
+    struct pge_runstate state;
+    struct pge_workqueue *off;
+    struct pge_curlloop *curl;
+    struct pge_conninfo db;
+    int have_db;
+    struct pge_wait *wait;
+    struct pge_migset files;
+    int migrate; /* the run has a migration phase */
+    int offline; /* upgrade --sql without a database: plan from an empty history */
+    struct pge_migrate *mig;
+    uint64_t seed;
+    struct pge_privdrop account; /* --user, resolved before waiting */
+    int have_account;
+    struct pge_supervisor *super;
+    struct pge_health *health;
+    struct pge_apphealth *apphealth;
+    PGconn *conn;
+    ev_signal sigs[MAX_SIGNALS];
+    size_t nsigs;
+    struct pge_outcome outcome;
+    int finished;
+    int exec_after; /* --exec: replace the process once the loop has ended */
+};
+
+static int is_stop_signal(int signo)
+{
+    return signo == SIGTERM || signo == SIGINT || signo == SIGQUIT;
+}
+
+static void finish(struct run *r, struct pge_outcome out)
+{
+    if (r->finished)
+        return;
+    r->finished = 1;
+    r->outcome = out;
+    if (out.kind != PGE_OUT_OK && out.kind != PGE_OUT_CHILD_EXIT &&
+        out.kind != PGE_OUT_CHILD_SIGNAL)
+        r->state.phase = PGE_PHASE_FAILED;
+    ev_break(r->loop, EVBREAK_ALL);
+}
+
+static void on_super(void *arg, struct pge_outcome out)
+{
+    finish(arg, out);
+}
+
+static void start_command(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    struct pge_outcome out;
+    char err[512];
+
+    if (r->conn) {
+        /* The idle supervisor holds no database connection. */
+        PQfinish(r->conn);
+        r->conn = NULL;
+    }
+    if (cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0) {
+        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
+    if (cfg->exec) {
+        r->exec_after = 1;
+        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
+    struct pge_supervisor_opts so = {
+        .argv = cfg->command,
+        .user = cfg->user,
+        .account = r->have_account ? &r->account : NULL,
+        .signal_group = cfg->signal_group,
+        .rewrite = cfg->rewrite,
+        .nrewrite = cfg->nrewrite,
+        .stop_timeout_ms = cfg->stop_timeout_ms,
+        .state = &r->state,
+        .orig_mask = r->orig_mask,
+    };
+    r->state.phase = PGE_PHASE_STARTING;
+    r->super = pge_supervisor_new(r->loop, &so, on_super, r);
+    if (!r->super) {
+        pge_error("out of memory starting the command");
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    if (pge_supervisor_start(r->super, &out, err, sizeof err) < 0) {
+        pge_error(err);
+        finish(r, out);
+        return;
+    }
+    /* From here on pgentry only supervises: give back what the database work left behind. */
+    long kb = pge_memtrim_release();
+    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
+}
+
+static void on_migrated(void *arg, struct pge_outcome out)
+{
+    struct run *r = arg;
+    pge_migrate_free(r->mig);
+    r->mig = NULL;
+    if (out.kind != PGE_OUT_OK || r->cfg->cmd != PGE_CMD_RUN) {
+        finish(r, out);
+        return;
+    }
+    start_command(r);
+}
+
+static enum pge_migrate_op migrate_op(const struct pge_config *cfg)
+{
+    switch (cfg->cmd) {
+    case PGE_CMD_UPGRADE:
+        return PGE_MIGRATE_UPGRADE;
+    case PGE_CMD_DOWNGRADE:
+        return PGE_MIGRATE_DOWNGRADE;
+    case PGE_CMD_STAMP:
+        return PGE_MIGRATE_STAMP;
+    case PGE_CMD_CURRENT:
+        return PGE_MIGRATE_CURRENT;
+    case PGE_CMD_HISTORY:
+        return PGE_MIGRATE_HISTORY;
+    case PGE_CMD_STATUS:
+        return PGE_MIGRATE_STATUS;
+    case PGE_CMD_VERIFY:
+        return PGE_MIGRATE_VERIFY;
+    default:
+        if (cfg->migrate_cmd)
+            return PGE_MIGRATE_COMMAND;
+        if (cfg->wait_migrations)
+            return PGE_MIGRATE_WAIT;
+        return PGE_MIGRATE_UPGRADE;
+    }
+}
+
+static void start_migrations(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    if (!r->migrate) {
+        start_command(r);
+        return;
+    }
+    struct pge_migrate_opts mo = {
+        .files = &r->files,
+        .table = cfg->table,
+        .sql_only = cfg->sql_only,
+        .lock_wait_ms = cfg->lock_wait_ms,
+        .lock_timeout_ms = cfg->lock_timeout_ms,
+        .wait_timeout_ms = cfg->wait_timeout_ms,
+        .backoff_initial_ms = cfg->backoff_initial_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+        .seed = r->seed,
+        .migrate_cmd = cfg->migrate_cmd,
+        .stop_timeout_ms = cfg->stop_timeout_ms,
+        .database_url = cfg->database_url,
+        .envp = r->envp,
+        .orig_mask = r->orig_mask,
+        .state = &r->state,
+    };
+    r->state.phase = PGE_PHASE_MIGRATING;
+    r->mig = pge_migrate_new(r->loop, r->off, r->conn, &mo, on_migrated, r);
+    if (!r->mig) {
+        pge_error("out of memory starting migrations");
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    pge_migrate_start(r->mig, migrate_op(cfg), cfg->target);
+}
+
+static void on_wait(void *arg, enum pge_wait_result result, PGconn *conn)
+{
+    struct run *r = arg;
+    pge_wait_free(r->wait);
+    r->wait = NULL;
+    switch (result) {
+    case PGE_WAIT_READY:
+        r->conn = conn;
+        if (r->cfg->cmd == PGE_CMD_WAIT) {
+            finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+            return;
+        }
+        start_migrations(r);
+        return;
+    case PGE_WAIT_TIMEOUT:
+        finish(r, PGE_OUTCOME(PGE_OUT_NOT_READY, 0));
+        return;
+    case PGE_WAIT_REFUSED:
+        finish(r, PGE_OUTCOME(PGE_OUT_REFUSED, 0));
+        return;
+    case PGE_WAIT_CONFIG:
+        finish(r, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
+        return;
+    case PGE_WAIT_INTERNAL:
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct run *r = w->data;
+    int signo = w->signum;
+    (void)loop;
+    (void)revents;
+    if (is_stop_signal(signo)) {
+        r->state.stopping = 1;
+        if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
+            r->state.phase = PGE_PHASE_STOPPING;
+    }
+    if (r->super && pge_supervisor_active(r->super)) {
+        pge_supervisor_signal(r->super, signo);
+        return;
+    }
+    if (is_stop_signal(signo) && r->mig) {
+        pge_info("stop signal while migrating: cancelling, rolling back, releasing the lock",
+                 PGE_STR("signal", pge_parse_signal_name(signo)));
+        pge_migrate_stop(r->mig, signo);
+        return;
+    }
+    if (is_stop_signal(signo)) {
+        pge_info("stop signal before the command started: exiting",
+                 PGE_STR("signal", pge_parse_signal_name(signo)),
+                 PGE_STR("phase", pge_runstate_phase_name(r->state.phase)));
+        finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, signo));
+        return;
+    }
+    pge_debug("signal ignored: no command running",
+              PGE_STR("signal", pge_parse_signal_name(signo)));
+}
+
+/* Watch every signal a supervisor forwards. Synchronous faults stay fatal to us, KILL/STOP
+ * cannot be caught, CHLD belongs to libev's reaper and PIPE is ignored (our own writes). */
+static void watch_signals(struct run *r)
+{
+    static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
+                               SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
+    sigset_t watched;
+    sigemptyset(&watched);
+    /* libev reaps on SIGCHLD: a CHLD blocked by whoever started us would leave zombies. */
+    sigaddset(&watched, SIGCHLD);
+    signal(SIGPIPE, SIG_IGN);
+    for (int s = 1; s < NSIG && r->nsigs < MAX_SIGNALS; s++) {
+        int skipped = 0;
+        for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+            skipped |= skip[i] == s;
+        /* 32 and 33 belong to the C library's threads. */
+        if (skipped || (s > 31 && s < SIGRTMIN))
+            continue;
+        ev_signal *w = &r->sigs[r->nsigs++];
+        ev_signal_init(w, on_signal, s);
+        w->data = r;
+        ev_signal_start(r->loop, w);
+        /* Signal watchers must not keep the loop alive on their own. */
+        ev_unref(r->loop);
+        sigaddset(&watched, s);
+    }
+    /* A signal blocked when we were started would never reach a watcher, nor the child. */
+    if (pthread_sigmask(SIG_UNBLOCK, &watched, NULL) != 0)
+        pge_warn("could not unblock the forwarded signals");
+}
+
+static void unwatch_signals(struct run *r)
+{
+    for (size_t i = 0; i < r->nsigs; i++) {
+        ev_ref(r->loop);
+        ev_signal_stop(r->loop, &r->sigs[i]);
+    }
+    r->nsigs = 0;
+}
+
+static uint64_t seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
+}
+
+static int start_wait(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    struct pge_wait_opts wo = {
+        .wait_timeout_ms = cfg->wait_timeout_ms,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .backoff_initial_ms = cfg->backoff_initial_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+        .seed = r->seed,
+    };
+    r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
+    if (!r->wait)
+        return -1;
+    if (r->have_db && pge_wait_add_postgres(r->wait, &r->db) < 0)
+        return -1;
+    /* Database subcommands wait for the database only. */
+    if (cfg->cmd == PGE_CMD_RUN || cfg->cmd == PGE_CMD_WAIT) {
+        for (size_t i = 0; i < cfg->nwait_tcp; i++)
+            if (pge_wait_add_tcp(r->wait, cfg->wait_tcp[i]) < 0)
+                return -1;
+        for (size_t i = 0; i < cfg->nwait_http; i++)
+            if (pge_wait_add_http(r->wait, cfg->wait_http[i]) < 0)
+                return -1;
+    }
+    pge_wait_start(r->wait);
+    return 0;
+}
+
+/* The health endpoint answers from the first moment: while waiting and migrating too. Only
+ * the run command serves it; --exec closes it before replacing the process. */
+static int start_health(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[512];
+    if (cfg->cmd != PGE_CMD_RUN || !cfg->health_addr)
+        return 0;
+    r->health = pge_health_new(r->loop, cfg->health_addr, &r->state, err, sizeof err);
+    if (!r->health) {
+        int e = errno;
+        pge_error(err,
+                  PGE_STR("fix", e == EADDRINUSE ? "another process listens there: choose another "
+                                                   "--health-addr, or off"
+                                                 : "use a numeric address such as 0.0.0.0:8081 or "
+                                                   "[::]:8081, or off"));
+        *out = PGE_OUTCOME(e == EADDRINUSE || e == EINVAL || e == EACCES || e == EADDRNOTAVAIL
+                               ? PGE_OUT_CONFIG
+                               : PGE_OUT_INTERNAL,
+                           0);
+        return -1;
+    }
+    if (cfg->app_health_url && cfg->ncommand > 0 && !cfg->exec) {
+        r->apphealth = pge_apphealth_new(r->curl, r->loop, cfg->app_health_url, &r->state,
+                                         PGE_APPHEALTH_INTERVAL_MS);
+        if (!r->apphealth) {
+            pge_error("out of memory");
+            *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Read the migration files before waiting: a broken file fails in a millisecond, not after the
+ * database came up. Decides whether this run has a migration phase at all. */
+static int scan_migrations(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[1024];
+    int needed; /* the files matter for this run */
+
+    if (cfg->cmd == PGE_CMD_WAIT)
+        return 0;
+    if (cfg->cmd == PGE_CMD_RUN) {
+        if (cfg->no_migrate)
+            return 0;
+        if (!cfg->db_configured && (cfg->migrate_cmd || cfg->wait_migrations)) {
+            /* Both need the database (the lock, the history table): starting the app without
+             * them would be the silent skip the contract forbids. */
+            const char *opt = cfg->migrate_cmd ? "--migrate-cmd" : "--wait-migrations";
+            pge_error(cfg->migrate_cmd
+                          ? "--migrate-cmd needs a database: set DATABASE_URL (or --database-url, "
+                            "PGHOST, PGSERVICE), or drop --migrate-cmd (PGENTRY_MIGRATE_CMD)"
+                          : "--wait-migrations needs a database: set DATABASE_URL (or "
+                            "--database-url, PGHOST, PGSERVICE), or drop --wait-migrations "
+                            "(PGENTRY_WAIT_MIGRATIONS)",
+                      PGE_STR("option", opt));
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
+        r->migrate = cfg->db_configured;
+        /* --migrate-cmd brings its own files. */
+        if (cfg->migrate_cmd)
+            return 0;
+        needed = cfg->db_configured || cfg->migrations_dir_set;
+    } else {
+        r->migrate = 1;
+        needed = cfg->cmd != PGE_CMD_CURRENT;
+    }
+    enum pge_migfile_result st = pge_migfile_scan(cfg->migrations_dir, &r->files, err, sizeof err);
+    if (st == PGE_MIGFILE_NO_DIR && !needed)
+        return 0;
+    if (st == PGE_MIGFILE_NO_DIR && cfg->cmd == PGE_CMD_RUN) {
+        pge_error("migrations directory not found: create it, point --migrations (or "
+                  "PGENTRY_MIGRATIONS) at it, or pass --no-migrate",
+                  PGE_STR("dir", cfg->migrations_dir));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    if (st != PGE_MIGFILE_OK) {
+        pge_error(err);
+        *out = PGE_OUTCOME(pge_migfile_outcome(st), 0);
+        return -1;
+    }
+    for (size_t i = 0; i < r->files.nignored; i++)
+        pge_debug("not a migration file: ignored", PGE_STR("dir", cfg->migrations_dir),
+                  PGE_STR("file", r->files.ignored[i]));
+    if (cfg->cmd == PGE_CMD_RUN && !cfg->db_configured && r->files.count > 0) {
+        pge_error("migration files are present but no database is configured: set "
+                  "DATABASE_URL (or --database-url, PGHOST, PGSERVICE), or pass --no-migrate",
+                  PGE_STR("dir", cfg->migrations_dir), PGE_INT("files", (long long)r->files.count));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    pge_debug("migration files", PGE_STR("dir", cfg->migrations_dir),
+              PGE_INT("count", (long long)r->files.count));
+    return 0;
+}
+
+/* --user: an unknown account fails before any waiting or migrating, and the lookup (blocking
+ * file or NSS I/O) happens here, not on the loop. */
+static int resolve_user(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[512];
+    if (!cfg->user || cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0)
+        return 0;
+    if (pge_privdrop_resolve(cfg->user, &r->account, err, sizeof err) < 0) {
+        pge_error(err);
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    r->have_account = 1;
+    pge_info("command will run as", PGE_STR("user", cfg->user),
+             PGE_INT("uid", (long long)r->account.uid), PGE_INT("gid", (long long)r->account.gid));
+    return 0;
+}
+
+/* Everything that can be checked before the loop runs: a mistake fails at once, not after
+ * a minute of waiting. */
+static int prepare(struct run *r, struct pge_outcome *out)
+{
+    const struct pge_config *cfg = r->cfg;
+    char err[1024];
+
+    r->state.db.configured = cfg->db_configured;
+    r->offline = cfg->cmd == PGE_CMD_UPGRADE && cfg->sql_only && !cfg->db_configured;
+    if (pge_config_cmd_needs_db(cfg->cmd) && !cfg->db_configured && !r->offline) {
+        pge_error("no database configured: set DATABASE_URL (or --database-url, PGHOST, "
+                  "PGSERVICE)",
+                  PGE_STR("command", pge_config_cmd_name(cfg->cmd)));
+        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        return -1;
+    }
+    if (cfg->db_configured) {
+        if (pge_conninfo_parse(&r->db, cfg->database_url, r->envp, err, sizeof err) < 0) {
+            pge_error(err);
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
+        r->have_db = 1;
+    }
+    if (scan_migrations(r, out) < 0)
+        return -1;
+    if (r->migrate) {
+        /* The history table's name is only used once the database answers: check it now. */
+        char *q = pge_histsql_quote_table(cfg->table, NULL);
+        if (!q) {
+            pge_error("--table must be NAME or SCHEMA.NAME, each at most 63 bytes",
+                      PGE_STR("table", cfg->table));
+            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+            return -1;
+        }
+        free(q);
+    }
+    return resolve_user(r, out);
+}
+
+static void cleanup(struct run *r)
+{
+    pge_apphealth_free(r->apphealth);
+    r->apphealth = NULL;
+    pge_health_free(r->health);
+    r->health = NULL;
+    pge_wait_free(r->wait);
+    r->wait = NULL;
+    pge_migrate_free(r->mig);
+    r->mig = NULL;
+    pge_migfile_set_free(&r->files);
+    pge_supervisor_free(r->super);
+    r->super = NULL;
+    if (r->conn)
+        PQfinish(r->conn);
+    r->conn = NULL;
+    pge_curlloop_free(r->curl);
+    r->curl = NULL;
+    pge_workqueue_free(r->off);
+    r->off = NULL;
+    unwatch_signals(r);
+    pge_conninfo_free(&r->db);
+}
+
+struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigset_t *orig_mask)
+{
+    struct run r;
+    struct pge_outcome out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.envp = envp;
+    r.orig_mask = orig_mask;
+    pge_runstate_init(&r.state);
+    r.loop = ev_default_loop(EVFLAG_AUTO);
+    if (!r.loop) {
+        pge_error("could not create the event loop");
+        return out;
+    }
+    /* Not with --exec: the flag survives execve, and the app would collect orphans it never
+     * reaps. */
+    if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_supervisor_init_process() < 0)
+        pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
+                 PGE_STR("error", strerror(errno)));
+    if (prepare(&r, &out) < 0)
+        goto done;
+    watch_signals(&r);
+    r.off = pge_workqueue_new(r.loop);
+    r.curl = pge_curlloop_new(r.loop);
+    if (!r.off || !r.curl) {
+        pge_error("out of memory");
+        goto done;
+    }
+    if (start_health(&r, &out) < 0)
+        goto done;
+    r.seed = seed();
+    if (r.offline) {
+        /* upgrade --sql without a database: print the plan from an empty history. */
+        start_migrations(&r);
+    } else if (start_wait(&r) < 0) {
+        pge_error("could not set up the dependency checks (out of memory)");
+        goto done;
+    }
+    r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+    ev_run(r.loop, 0);
+    if (!r.finished) {
+        pge_error("event loop ended unexpectedly");
+        r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+    }
+    out = r.outcome;
+    if (r.exec_after) {
+        struct pge_supervisor_opts so = {
+            .argv = cfg->command,
+            .user = cfg->user,
+            .account = r.have_account ? &r.account : NULL,
+            .orig_mask = orig_mask,
+        };
+        char err[512];
+        cleanup(&r);
+        if (getpid() == 1)
+            pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
+                     "handle signals itself");
+        pge_info("replacing pgentry with the command (--exec)",
+                 PGE_STR("command", cfg->command[0]));
+        out = pge_supervisor_exec(&so, err, sizeof err);
+        pge_error(err);
+        pge_privdrop_free(&r.account);
+        return out;
+    }
+done:
+    cleanup(&r);
+    pge_privdrop_free(&r.account);
+    return out;
+}

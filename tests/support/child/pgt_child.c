@@ -157,8 +157,10 @@ static int cmd_group(char **av)
     }
 }
 
-/* orphans N DELAY_MS FILE CODE check|race: N orphans (their parent exits at once) all exit
- * DELAY_MS from now. "check": count processes while they live and zombies 500 ms after they
+/* orphans N DELAY_MS FILE CODE check|race: N orphans (their parent exits at once) that all
+ * exit together when released: DELAY_MS from now, but never before every one of them exists
+ * (they block on a pipe we close, so a slow fork on a loaded machine cannot thin them out).
+ * "check": count processes while they live, then (polling up to 10 s) the zombies after they
  * exited, then exit CODE. "race": exit CODE at the very moment they do. */
 static int cmd_orphans(char **av)
 {
@@ -167,14 +169,20 @@ static int cmd_orphans(char **av)
     const char *file = av[2];
     int code = atoi(av[3]);
     int check = strcmp(av[4], "check") == 0;
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) < 0)
+        return 99;
     pid_t mid = fork();
     if (mid < 0)
         return 99;
     if (mid == 0) {
+        close(gate[1]);
         for (int i = 0; i < n; i++) {
             pid_t c = fork();
             if (c == 0) {
-                sleep_until(&at);
+                char b;
+                while (read(gate[0], &b, 1) < 0 && errno == EINTR)
+                    ;
                 _exit(0);
             }
             if (c < 0)
@@ -182,26 +190,29 @@ static int cmd_orphans(char **av)
         }
         _exit(0);
     }
+    close(gate[0]);
     int st;
     if (waitpid(mid, &st, 0) != mid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         note(file, "forking failed");
         return 99;
     }
-    if (!check) {
-        sleep_until(&at);
-        return code;
-    }
     int procs, zombies;
-    count_procs(&procs, &zombies);
-    note(file, "before procs=%d", procs);
-    struct timespec settle = at;
-    settle.tv_nsec += 500000000L;
-    if (settle.tv_nsec >= 1000000000L) {
-        settle.tv_sec++;
-        settle.tv_nsec -= 1000000000L;
+    if (check) {
+        count_procs(&procs, &zombies);
+        note(file, "before procs=%d", procs);
     }
-    sleep_until(&settle);
-    count_procs(&procs, &zombies);
+    sleep_until(&at);
+    close(gate[1]); /* every orphan's read() returns 0 now */
+    if (!check)
+        return code;
+    /* Poll rather than sleep a fixed time: on a loaded machine reaping 300 orphans takes
+     * longer than any fixed pause, and a supervisor that never reaps still fails after 10 s. */
+    for (int i = 0; i < 500; i++) {
+        count_procs(&procs, &zombies);
+        if (procs == 2 && zombies == 0)
+            break;
+        usleep(20 * 1000);
+    }
     note(file, "after procs=%d zombies=%d", procs, zombies);
     return code;
 }

@@ -10,8 +10,8 @@
 struct sqlstate_case {
     const char *message;
     int needs_password;
-    const char *sqlstate; /* "" when the message carries none */
-    enum pge_outcome_kind cls;
+    const char *sqlstate;          /* "" when the message carries none */
+    enum pge_outcome_kind verdict; /* PGE_OUT_NOT_READY: retry */
     enum pge_attempt_outcome outcome;
     const char *short_form;
 };
@@ -136,14 +136,14 @@ Test(sqlstate, classification, .timeout = 10)
         enum pge_attempt_outcome o = PGE_ATTEMPT_COUNT_;
         enum pge_outcome_kind c =
             pge_sqlstate_classify(cases[i].sqlstate, cases[i].message, cases[i].needs_password, &o);
-        cr_assert_eq(c, cases[i].cls, "class %d for %s", c, cases[i].message);
+        cr_assert_eq(c, cases[i].verdict, "verdict %d for %s", c, cases[i].message);
         cr_assert_eq(o, cases[i].outcome, "outcome %s for %s", pge_runstate_outcome_name(o),
                      cases[i].message);
         /* The sqlstate as main passes it: NULL for client-side failures. */
         enum pge_outcome_kind c2 =
             pge_sqlstate_classify(cases[i].sqlstate[0] ? cases[i].sqlstate : NULL, cases[i].message,
                                   cases[i].needs_password, NULL);
-        cr_assert_eq(c2, cases[i].cls, "NULL sqlstate/outcome: class %d for %s", c2,
+        cr_assert_eq(c2, cases[i].verdict, "NULL sqlstate/outcome: verdict %d for %s", c2,
                      cases[i].message);
     }
 }

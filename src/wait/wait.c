@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pgentry/common/backoff.h"
+#include "pgentry/common/errbuf.h"
 #include "pgentry/net/httpprobe.h"
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
@@ -159,7 +160,7 @@ static void record(struct pge_wait *w, struct dep *d, enum pge_attempt_outcome o
     w->state->db.attempts = d->attempts;
     w->state->db.attempts_by_outcome[o]++;
     if (message)
-        snprintf(w->state->db.last_error, sizeof w->state->db.last_error, "%s", message);
+        pge_errbuf_set(w->state->db.last_error, sizeof w->state->db.last_error, "%s", message);
 }
 
 static void ready(struct dep *d)

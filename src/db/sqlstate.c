@@ -35,22 +35,22 @@ static int has(const char *message, const char *needle)
     return message && strstr(message, needle) != NULL;
 }
 
-enum pge_sqlstate_class pge_sqlstate_classify(const char *sqlstate, const char *message,
-                                              int needs_password, enum pge_attempt_outcome *outcome)
+enum pge_outcome_kind pge_sqlstate_classify(const char *sqlstate, const char *message,
+                                            int needs_password, enum pge_attempt_outcome *outcome)
 {
     enum pge_attempt_outcome o = PGE_ATTEMPT_OTHER;
-    enum pge_sqlstate_class c = PGE_SQLSTATE_RETRY;
+    enum pge_outcome_kind c = PGE_OUT_NOT_READY;
 
     if (needs_password) {
         o = PGE_ATTEMPT_FATAL;
-        c = PGE_SQLSTATE_REFUSED;
+        c = PGE_OUT_REFUSED;
     } else if (sqlstate && sqlstate[0]) {
         if (strcmp(sqlstate, "28P01") == 0 || strcmp(sqlstate, "28000") == 0 ||
             strcmp(sqlstate, "3D000") == 0 || strcmp(sqlstate, "42501") == 0) {
             /* Bad password, no pg_hba entry / no such role, no database, no CONNECT right:
              * waiting will not change any of them. */
             o = PGE_ATTEMPT_FATAL;
-            c = PGE_SQLSTATE_REFUSED;
+            c = PGE_OUT_REFUSED;
         } else if (strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "57P01") == 0 ||
                    strcmp(sqlstate, "57P02") == 0) {
             o = PGE_ATTEMPT_STARTING;
@@ -72,7 +72,7 @@ enum pge_sqlstate_class pge_sqlstate_classify(const char *sqlstate, const char *
                has(message, "invalid sslmode") || has(message, "certificate")) {
         /* TLS set-up that cannot succeed by waiting. */
         o = PGE_ATTEMPT_FATAL;
-        c = PGE_SQLSTATE_CONFIG;
+        c = PGE_OUT_CONFIG;
     } else if (has(message, "Connection refused") || has(message, "No such file or directory") ||
                has(message, "Network is unreachable") || has(message, "No route to host") ||
                has(message, "Connection reset") || has(message, "server closed the connection") ||

@@ -11,23 +11,7 @@
 #include <unistd.h>
 
 #include "pgentry/common/log.h"
-
-#define MAX_ADDRS 8
-
-struct addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-};
-
-struct resolve_job {
-    struct pge_workqueue_job job;
-    struct pge_tcpprobe *owner;
-    char *host;
-    char port[8];
-    struct addr addrs[MAX_ADDRS];
-    size_t n;
-    int gai_error;
-};
+#include "pgentry/net/resolve.h"
 
 struct pge_tcpprobe {
     struct ev_loop *loop;
@@ -41,8 +25,8 @@ struct pge_tcpprobe {
     ev_timer kick;
     ev_io io;
     int fd;
-    struct resolve_job *job;
-    struct addr addrs[MAX_ADDRS];
+    struct pge_resolve *resolving;
+    struct pge_resolve_addr addrs[PGE_RESOLVE_MAX_ADDRS];
     size_t n, next;
     int last_errno;
 };
@@ -56,11 +40,8 @@ static void stop_all(struct pge_tcpprobe *p)
         close(p->fd);
         p->fd = -1;
     }
-    if (p->job) {
-        p->job->owner = NULL;
-        pge_workqueue_cancel(&p->job->job);
-        p->job = NULL;
-    }
+    pge_resolve_cancel(p->resolving);
+    p->resolving = NULL;
 }
 
 static void finish(struct pge_tcpprobe *p, int ok, enum pge_attempt_outcome o, const char *msg)
@@ -108,7 +89,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void try_next(struct pge_tcpprobe *p)
 {
     while (p->next < p->n) {
-        struct addr *a = &p->addrs[p->next++];
+        struct pge_resolve_addr *a = &p->addrs[p->next++];
         p->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (p->fd < 0) {
             p->last_errno = errno;
@@ -130,86 +111,37 @@ static void try_next(struct pge_tcpprobe *p)
     fail_errno(p);
 }
 
-static int lookup(const char *host, const char *port, int flags, struct addr *out, size_t *n)
+static void on_resolved(void *arg, const struct pge_resolve_addr *addrs, size_t n,
+                        const char *error)
 {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = flags;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0)
-        return rc;
-    *n = 0;
-    for (struct addrinfo *a = res; a && *n < MAX_ADDRS; a = a->ai_next) {
-        memcpy(&out[*n].ss, a->ai_addr, a->ai_addrlen);
-        out[*n].len = a->ai_addrlen;
-        (*n)++;
-    }
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void resolve_work(struct pge_workqueue_job *job)
-{
-    struct resolve_job *j = (struct resolve_job *)job;
-    j->gai_error = lookup(j->host, j->port, AI_ADDRCONFIG | AI_NUMERICSERV, j->addrs, &j->n);
-}
-
-static void resolve_release(struct pge_workqueue_job *job)
-{
-    struct resolve_job *j = (struct resolve_job *)job;
-    free(j->host);
-    free(j);
-}
-
-static void resolve_done(struct pge_workqueue_job *job)
-{
-    struct resolve_job *j = (struct resolve_job *)job;
-    struct pge_tcpprobe *p = j->owner;
-    if (!p)
-        return;
-    p->job = NULL;
-    if (j->gai_error) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "could not resolve host \"%s\": %s", p->host,
-                 gai_strerror(j->gai_error));
-        finish(p, 0, PGE_ATTEMPT_DNS, msg);
+    struct pge_tcpprobe *p = arg;
+    p->resolving = NULL;
+    if (error) {
+        finish(p, 0, PGE_ATTEMPT_DNS, error);
         return;
     }
-    memcpy(p->addrs, j->addrs, sizeof p->addrs);
-    p->n = j->n;
+    memcpy(p->addrs, addrs, n * sizeof *addrs);
+    p->n = n;
     try_next(p);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct pge_tcpprobe *p = w->data;
-    char port[8];
+    char port[8], err[128];
     (void)loop;
     (void)revents;
     snprintf(port, sizeof port, "%d", p->port);
     /* IP literals need no thread. */
-    if (lookup(p->host, port, AI_NUMERICHOST | AI_NUMERICSERV, p->addrs, &p->n) == 0) {
+    int n = pge_resolve_numeric(p->host, port, p->addrs, PGE_RESOLVE_MAX_ADDRS);
+    if (n >= 0) {
+        p->n = (size_t)n;
         try_next(p);
         return;
     }
-    struct resolve_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->host = strdup(p->host))) {
-        free(j);
-        finish(p, 0, PGE_ATTEMPT_OTHER, "out of memory");
-        return;
-    }
-    memcpy(j->port, port, sizeof port);
-    j->job.work = resolve_work;
-    j->job.done = resolve_done;
-    j->job.release = resolve_release;
-    j->owner = p;
-    if (pge_workqueue_submit(p->off, &j->job) < 0) {
-        resolve_release(&j->job);
-        finish(p, 0, PGE_ATTEMPT_OTHER, "could not start a resolver thread");
-        return;
-    }
-    p->job = j;
+    p->resolving = pge_resolve_start(p->off, p->host, port, on_resolved, p, err, sizeof err);
+    if (!p->resolving)
+        finish(p, 0, PGE_ATTEMPT_OTHER, err);
 }
 
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -218,7 +150,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     char msg[256], d[32];
     (void)loop;
     (void)revents;
-    snprintf(msg, sizeof msg, "%s timed out after %s", p->job ? "name resolution" : "connection",
+    snprintf(msg, sizeof msg, "%s timed out after %s",
+             p->resolving ? "name resolution" : "connection",
              pge_log_fmt_ms(p->timeout_ms, d, sizeof d));
     finish(p, 0, PGE_ATTEMPT_TIMEOUT, msg);
 }

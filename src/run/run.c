@@ -198,33 +198,17 @@ static void start_migrations(struct run *r)
     pge_migrate_start(r->mig, migrate_op(cfg), cfg->target);
 }
 
-static void on_wait(void *arg, enum pge_wait_result result, PGconn *conn)
+static void on_wait(void *arg, enum pge_outcome_kind outcome, PGconn *conn)
 {
     struct run *r = arg;
     pge_wait_free(r->wait);
     r->wait = NULL;
-    switch (result) {
-    case PGE_WAIT_READY:
-        r->conn = conn;
-        if (r->cfg->cmd == PGE_CMD_WAIT) {
-            finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
-            return;
-        }
-        start_migrations(r);
-        return;
-    case PGE_WAIT_TIMEOUT:
-        finish(r, PGE_OUTCOME(PGE_OUT_NOT_READY, 0));
-        return;
-    case PGE_WAIT_REFUSED:
-        finish(r, PGE_OUTCOME(PGE_OUT_REFUSED, 0));
-        return;
-    case PGE_WAIT_CONFIG:
-        finish(r, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
-        return;
-    case PGE_WAIT_INTERNAL:
-        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+    r->conn = conn; /* NULL unless PGE_OUT_OK */
+    if (outcome != PGE_OUT_OK || r->cfg->cmd == PGE_CMD_WAIT) {
+        finish(r, PGE_OUTCOME(outcome, 0));
         return;
     }
+    start_migrations(r);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pgentry/common/backoff.h"
+#include "pgentry/common/errbuf.h"
 #include "pgentry/net/httpprobe.h"
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
@@ -63,7 +64,7 @@ struct pge_wait {
     int64_t start_ms;
     int64_t deadline_ms; /* 0: none */
     ev_timer kick;
-    enum pge_wait_result kick_result; /* what the kick timer reports */
+    enum pge_outcome_kind kick_outcome; /* what the kick timer reports */
     int done;
 };
 
@@ -115,7 +116,7 @@ void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_
     }
 }
 
-static void finish(struct pge_wait *w, enum pge_wait_result r)
+static void finish(struct pge_wait *w, enum pge_outcome_kind outcome)
 {
     PGconn *conn = NULL;
     w->done = 1;
@@ -123,7 +124,7 @@ static void finish(struct pge_wait *w, enum pge_wait_result r)
         struct dep *d = w->deps[i];
         stop_dep(d);
         if (d->conn) {
-            if (r == PGE_WAIT_READY && !conn)
+            if (outcome == PGE_OUT_OK && !conn)
                 conn = d->conn;
             else
                 PQfinish(d->conn);
@@ -131,12 +132,12 @@ static void finish(struct pge_wait *w, enum pge_wait_result r)
         }
     }
     ev_timer_stop(w->loop, &w->kick);
-    w->cb(w->arg, r, conn);
+    w->cb(w->arg, outcome, conn);
 }
 
 static void start_attempt(struct dep *d);
 static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlstate,
-                   const char *message, const char *fix, int fatal_class);
+                   const char *message);
 static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err);
 
 static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -159,7 +160,7 @@ static void record(struct pge_wait *w, struct dep *d, enum pge_attempt_outcome o
     w->state->db.attempts = d->attempts;
     w->state->db.attempts_by_outcome[o]++;
     if (message)
-        snprintf(w->state->db.last_error, sizeof w->state->db.last_error, "%s", message);
+        pge_errbuf_set(w->state->db.last_error, sizeof w->state->db.last_error, "%s", message);
 }
 
 static void ready(struct dep *d)
@@ -178,12 +179,29 @@ static void ready(struct dep *d)
              PGE_STR("dependency", d->name), PGE_STR("target", d->target),
              PGE_INT("attempts", d->attempts), PGE_MS("elapsed", now - w->start_ms));
     if (w->nready == w->ndeps)
-        finish(w, PGE_WAIT_READY);
+        finish(w, PGE_OUT_OK);
 }
 
-/* One attempt failed: decide whether to log, then retry, give up, or stop for good. */
+/* PostgreSQL refused us for good, or the settings cannot work: stop waiting at once. */
+static void give_up(struct dep *d, const struct pge_pgconn_error *err)
+{
+    struct pge_wait *w = d->w;
+    const char *fix =
+        err->verdict == PGE_OUT_REFUSED
+            ? pge_sqlstate_explain(err->sqlstate[0] ? err->sqlstate : NULL, err->needs_password)
+            : "correct the connection settings in DATABASE_URL";
+    record(w, d, err->outcome, err->message);
+    pge_error(err->verdict == PGE_OUT_REFUSED ? "PostgreSQL refused the connection for good"
+                                              : "the database connection cannot work as configured",
+              PGE_STR("dependency", d->name), PGE_STR("target", d->target),
+              PGE_STR("sqlstate", err->sqlstate), PGE_STR("error", err->message),
+              PGE_STR("fix", fix));
+    finish(w, err->verdict);
+}
+
+/* One attempt failed: decide whether to log, then retry or give up at the deadline. */
 static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlstate,
-                   const char *message, const char *fix, int fatal_class)
+                   const char *message)
 {
     struct pge_wait *w = d->w;
     int64_t now = now_ms();
@@ -192,16 +210,6 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
     char d1[32];
 
     record(w, d, o, message);
-    if (fatal_class) {
-        const char *why = fatal_class == 1 ? "PostgreSQL refused the connection for good"
-                                           : "the database connection cannot work as configured";
-        pge_error(why, PGE_STR("dependency", d->name), PGE_STR("target", d->target),
-                  PGE_STR("sqlstate", sqlstate ? sqlstate : ""), PGE_STR("error", message),
-                  PGE_STR("fix", fix ? fix : ""));
-        finish(w, fatal_class == 1 ? PGE_WAIT_REFUSED : PGE_WAIT_CONFIG);
-        return;
-    }
-
     if (o != d->last_outcome || d->attempts == 1) {
         d->last_outcome = o;
         d->streak_since_ms = now;
@@ -220,7 +228,7 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
                 pge_error("also not ready", PGE_STR("dependency", w->deps[i]->name),
                           PGE_STR("target", w->deps[i]->target),
                           PGE_INT("attempts", w->deps[i]->attempts));
-        finish(w, PGE_WAIT_TIMEOUT);
+        finish(w, PGE_OUT_NOT_READY);
         return;
     }
 
@@ -266,13 +274,19 @@ static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err)
         ready(d);
         return;
     }
-    int fatal = err->cls == PGE_SQLSTATE_REFUSED ? 1 : err->cls == PGE_SQLSTATE_CONFIG ? 2 : 0;
-    const char *fix = NULL;
-    if (fatal == 1)
-        fix = pge_sqlstate_explain(err->sqlstate[0] ? err->sqlstate : NULL, err->needs_password);
-    else if (fatal == 2)
-        fix = "correct the connection settings in DATABASE_URL";
-    failed(d, err->outcome, err->sqlstate, err->message, fix, fatal);
+    if (err->verdict != PGE_OUT_NOT_READY)
+        give_up(d, err);
+    else
+        failed(d, err->outcome, err->sqlstate, err->message);
+}
+
+/* A TCP or HTTP probe has answered. */
+static void probe_answered(struct dep *d, int ok, enum pge_attempt_outcome o, const char *message)
+{
+    if (ok)
+        ready(d);
+    else
+        failed(d, o, NULL, message);
 }
 
 static void on_tcp(void *arg, int ok, enum pge_attempt_outcome o, const char *message)
@@ -280,10 +294,7 @@ static void on_tcp(void *arg, int ok, enum pge_attempt_outcome o, const char *me
     struct dep *d = arg;
     pge_tcpprobe_free(d->tcp);
     d->tcp = NULL;
-    if (ok)
-        ready(d);
-    else
-        failed(d, o, NULL, message, NULL, 0);
+    probe_answered(d, ok, o, message);
 }
 
 static void on_http(void *arg, int ok, long status, enum pge_attempt_outcome o, const char *message)
@@ -292,30 +303,37 @@ static void on_http(void *arg, int ok, long status, enum pge_attempt_outcome o, 
     (void)status;
     pge_httpprobe_free(d->http);
     d->http = NULL;
-    if (ok)
-        ready(d);
-    else
-        failed(d, o, NULL, message, NULL, 0);
+    probe_answered(d, ok, o, message);
+}
+
+/* A probe could not even start (out of memory). Report from the loop: the caller may still
+ * use w. */
+static void start_failed(struct dep *d)
+{
+    pge_error("could not start a dependency check (out of memory)", PGE_STR("dependency", d->name));
+    d->w->kick_outcome = PGE_OUT_INTERNAL;
+    ev_timer_start(d->w->loop, &d->w->kick);
+}
+
+static void start_pg(struct dep *d)
+{
+    struct pge_wait *w = d->w;
+    d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);
+    if (!d->pg)
+        start_failed(d);
 }
 
 /* The port accepted a bare connection: now the real attempt, in the same breath. */
 static void on_knock(void *arg, int ok, enum pge_attempt_outcome o, const char *message)
 {
     struct dep *d = arg;
-    struct pge_wait *w = d->w;
     pge_tcpprobe_free(d->knock);
     d->knock = NULL;
     if (!ok) {
-        failed(d, o, NULL, message, NULL, 0);
+        failed(d, o, NULL, message);
         return;
     }
-    d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);
-    if (!d->pg) {
-        pge_error("could not start a dependency check (out of memory)",
-                  PGE_STR("dependency", d->name));
-        w->kick_result = PGE_WAIT_INTERNAL;
-        ev_timer_start(w->loop, &w->kick);
-    }
+    start_pg(d);
 }
 
 /* While nothing listens, a bare connect() (tens of microseconds) tells as much as a libpq
@@ -339,31 +357,23 @@ static void start_attempt(struct dep *d)
             d->knock = pge_tcpprobe_start(w->loop, w->off, h->hostaddr ? h->hostaddr : h->host,
                                           atoi(h->port), w->opts.connect_timeout_ms, on_knock, d);
             if (!d->knock)
-                goto oom;
-            break;
+                start_failed(d);
+            return;
         }
-        d->pg = pge_pgconn_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_pg, d);
-        if (!d->pg)
-            goto oom;
-        break;
+        start_pg(d);
+        return;
     case DEP_TCP:
         d->tcp = pge_tcpprobe_start(w->loop, w->off, d->host, d->port, w->opts.connect_timeout_ms,
                                     on_tcp, d);
         if (!d->tcp)
-            goto oom;
-        break;
+            start_failed(d);
+        return;
     case DEP_HTTP:
         d->http = pge_httpprobe_start(w->curl, d->url, w->opts.connect_timeout_ms, on_http, d);
         if (!d->http)
-            goto oom;
-        break;
+            start_failed(d);
+        return;
     }
-    return;
-oom:
-    /* Report from the loop: the caller of start_attempt() may still use w. */
-    pge_error("could not start a dependency check (out of memory)", PGE_STR("dependency", d->name));
-    w->kick_result = PGE_WAIT_INTERNAL;
-    ev_timer_start(w->loop, &w->kick);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *t, int revents)
@@ -371,7 +381,7 @@ static void on_kick(struct ev_loop *loop, ev_timer *t, int revents)
     struct pge_wait *w = t->data;
     (void)loop;
     (void)revents;
-    finish(w, w->kick_result);
+    finish(w, w->kick_outcome);
 }
 
 struct pge_wait *pge_wait_new(struct ev_loop *loop, struct pge_workqueue *off,
@@ -454,7 +464,7 @@ void pge_wait_start(struct pge_wait *w)
     w->start_ms = now_ms();
     w->deadline_ms = w->opts.wait_timeout_ms > 0 ? w->start_ms + w->opts.wait_timeout_ms : 0;
     if (w->ndeps == 0) {
-        w->kick_result = PGE_WAIT_READY;
+        w->kick_outcome = PGE_OUT_OK;
         ev_timer_start(w->loop, &w->kick);
         return;
     }

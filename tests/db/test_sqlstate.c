@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "pgentry/common/runstate.h"
 #include "pgentry/db/sqlstate.h"
 
 #define AT "connection to server at \"127.0.0.1\", port 5432 failed: "
@@ -9,8 +10,8 @@
 struct sqlstate_case {
     const char *message;
     int needs_password;
-    const char *sqlstate; /* "" when the message carries none */
-    enum pge_sqlstate_class cls;
+    const char *sqlstate;          /* "" when the message carries none */
+    enum pge_outcome_kind verdict; /* PGE_OUT_NOT_READY: retry */
     enum pge_attempt_outcome outcome;
     const char *short_form;
 };
@@ -19,73 +20,73 @@ static const struct sqlstate_case cases[] = {
     /* Refused for good. */
     {AT "FATAL:  28P01: password authentication failed for user \"app\"\n"
         "LOCATION:  auth_failed, auth.c:323\n",
-     0, "28P01", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL,
+     0, "28P01", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL,
      "password authentication failed for user \"app\""},
     {AT "FATAL:  28000: no pg_hba.conf entry for host \"10.0.0.5\", user \"app\", database "
         "\"app\", no encryption\n",
-     0, "28000", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL,
+     0, "28000", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL,
      "no pg_hba.conf entry for host \"10.0.0.5\", user \"app\", database \"app\", no encryption"},
-    {AT "FATAL:  28000: role \"ghost\" does not exist\n", 0, "28000", PGE_SQLSTATE_REFUSED,
+    {AT "FATAL:  28000: role \"ghost\" does not exist\n", 0, "28000", PGE_OUT_REFUSED,
      PGE_ATTEMPT_FATAL, "role \"ghost\" does not exist"},
     {AT "FATAL:  3D000: database \"nope\" does not exist\nLOCATION:  InitPostgres, postinit.c:1\n",
-     0, "3D000", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL, "database \"nope\" does not exist"},
+     0, "3D000", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL, "database \"nope\" does not exist"},
     {AT "FATAL:  42501: permission denied for database \"app\"\n"
         "DETAIL:  User does not have CONNECT privilege.\n",
-     0, "42501", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL, "permission denied for database \"app\""},
-    {AT "fe_sendauth: no password supplied\n", 1, "", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL,
+     0, "42501", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL, "permission denied for database \"app\""},
+    {AT "fe_sendauth: no password supplied\n", 1, "", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL,
      "fe_sendauth: no password supplied"},
     /* Transient: the server is there but not ready for us. */
-    {AT "FATAL:  57P03: the database system is starting up\n", 0, "57P03", PGE_SQLSTATE_RETRY,
+    {AT "FATAL:  57P03: the database system is starting up\n", 0, "57P03", PGE_OUT_NOT_READY,
      PGE_ATTEMPT_STARTING, "the database system is starting up"},
     {AT "FATAL:  57P03: the database system is not yet accepting connections\n"
         "DETAIL:  Consistent recovery state has not been yet reached.\n",
-     0, "57P03", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_STARTING,
+     0, "57P03", PGE_OUT_NOT_READY, PGE_ATTEMPT_STARTING,
      "the database system is not yet accepting connections"},
     {AT "FATAL:  57P01: terminating connection due to administrator command\n", 0, "57P01",
-     PGE_SQLSTATE_RETRY, PGE_ATTEMPT_STARTING,
+     PGE_OUT_NOT_READY, PGE_ATTEMPT_STARTING,
      "terminating connection due to administrator command"},
-    {AT "FATAL:  53300: sorry, too many clients already\n", 0, "53300", PGE_SQLSTATE_RETRY,
+    {AT "FATAL:  53300: sorry, too many clients already\n", 0, "53300", PGE_OUT_NOT_READY,
      PGE_ATTEMPT_TOO_MANY, "sorry, too many clients already"},
     {"ERROR:  25006: cannot execute CREATE TABLE in a read-only transaction\n", 0, "25006",
-     PGE_SQLSTATE_RETRY, PGE_ATTEMPT_STANDBY,
+     PGE_OUT_NOT_READY, PGE_ATTEMPT_STANDBY,
      "cannot execute CREATE TABLE in a read-only transaction"},
     /* Localized severity: the two spaces and the code do not change. */
     {AT "\xd0\x92\xd0\x90\xd0\x96\xd0\x9d\xd0\x9e:  28P01: password authentication failed\n", 0,
-     "28P01", PGE_SQLSTATE_REFUSED, PGE_ATTEMPT_FATAL, "password authentication failed"},
+     "28P01", PGE_OUT_REFUSED, PGE_ATTEMPT_FATAL, "password authentication failed"},
     /* Client side: no SQLSTATE, classified by libpq's text. */
     {AT "Connection refused\n\tIs the server running on that host and accepting TCP/IP "
         "connections?\n",
-     0, "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_REFUSED, "Connection refused"},
+     0, "", PGE_OUT_NOT_READY, PGE_ATTEMPT_REFUSED, "Connection refused"},
     {"connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such file or "
      "directory\n\tIs the server running locally and accepting connections on that socket?\n",
-     0, "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_REFUSED, "No such file or directory"},
+     0, "", PGE_OUT_NOT_READY, PGE_ATTEMPT_REFUSED, "No such file or directory"},
     {AT "server closed the connection unexpectedly\n\tThis probably means the server terminated "
         "abnormally\n",
-     0, "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_REFUSED, "server closed the connection unexpectedly"},
+     0, "", PGE_OUT_NOT_READY, PGE_ATTEMPT_REFUSED, "server closed the connection unexpectedly"},
     {"connection to server at \"10.9.9.9\", port 5432 failed: No route to host\n", 0, "",
-     PGE_SQLSTATE_RETRY, PGE_ATTEMPT_REFUSED, "No route to host"},
+     PGE_OUT_NOT_READY, PGE_ATTEMPT_REFUSED, "No route to host"},
     {"could not translate host name \"db.invalid\" to address: Name or service not known\n", 0, "",
-     PGE_SQLSTATE_RETRY, PGE_ATTEMPT_DNS,
+     PGE_OUT_NOT_READY, PGE_ATTEMPT_DNS,
      "could not translate host name \"db.invalid\" to address: Name or service not known"},
     {"could not translate host name \"db\" to address: Temporary failure in name resolution\n", 0,
-     "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_DNS,
+     "", PGE_OUT_NOT_READY, PGE_ATTEMPT_DNS,
      "could not translate host name \"db\" to address: Temporary failure in name resolution"},
-    {AT "timeout expired\n", 0, "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_TIMEOUT, "timeout expired"},
+    {AT "timeout expired\n", 0, "", PGE_OUT_NOT_READY, PGE_ATTEMPT_TIMEOUT, "timeout expired"},
     /* Configuration that waiting cannot fix. */
-    {"invalid sslmode value: \"bogus\"\n", 0, "", PGE_SQLSTATE_CONFIG, PGE_ATTEMPT_FATAL,
+    {"invalid sslmode value: \"bogus\"\n", 0, "", PGE_OUT_CONFIG, PGE_ATTEMPT_FATAL,
      "invalid sslmode value: \"bogus\""},
-    {"invalid integer value \"x\" for connection option \"port\"\n", 0, "", PGE_SQLSTATE_CONFIG,
+    {"invalid integer value \"x\" for connection option \"port\"\n", 0, "", PGE_OUT_CONFIG,
      PGE_ATTEMPT_FATAL, "invalid integer value \"x\" for connection option \"port\""},
-    {AT "server does not support SSL, but SSL was required\n", 0, "", PGE_SQLSTATE_CONFIG,
+    {AT "server does not support SSL, but SSL was required\n", 0, "", PGE_OUT_CONFIG,
      PGE_ATTEMPT_FATAL, "server does not support SSL, but SSL was required"},
-    {"invalid connection option \"colour\"\n", 0, "", PGE_SQLSTATE_CONFIG, PGE_ATTEMPT_FATAL,
+    {"invalid connection option \"colour\"\n", 0, "", PGE_OUT_CONFIG, PGE_ATTEMPT_FATAL,
      "invalid connection option \"colour\""},
     /* Unknown: retried, labelled other. */
-    {AT "FATAL:  XX000: something odd\n", 0, "XX000", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_OTHER,
+    {AT "FATAL:  XX000: something odd\n", 0, "XX000", PGE_OUT_NOT_READY, PGE_ATTEMPT_OTHER,
      "something odd"},
-    {AT "FATAL:  password authentication failed for user \"app\"\n", 0, "", PGE_SQLSTATE_RETRY,
+    {AT "FATAL:  password authentication failed for user \"app\"\n", 0, "", PGE_OUT_NOT_READY,
      PGE_ATTEMPT_OTHER, "password authentication failed for user \"app\""},
-    {"", 0, "", PGE_SQLSTATE_RETRY, PGE_ATTEMPT_OTHER, ""},
+    {"", 0, "", PGE_OUT_NOT_READY, PGE_ATTEMPT_OTHER, ""},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -133,16 +134,16 @@ Test(sqlstate, classification, .timeout = 10)
 {
     for (size_t i = 0; i < NCASES; i++) {
         enum pge_attempt_outcome o = PGE_ATTEMPT_COUNT_;
-        enum pge_sqlstate_class c =
+        enum pge_outcome_kind c =
             pge_sqlstate_classify(cases[i].sqlstate, cases[i].message, cases[i].needs_password, &o);
-        cr_assert_eq(c, cases[i].cls, "class %d for %s", c, cases[i].message);
+        cr_assert_eq(c, cases[i].verdict, "verdict %d for %s", c, cases[i].message);
         cr_assert_eq(o, cases[i].outcome, "outcome %s for %s", pge_runstate_outcome_name(o),
                      cases[i].message);
         /* The sqlstate as main passes it: NULL for client-side failures. */
-        enum pge_sqlstate_class c2 =
+        enum pge_outcome_kind c2 =
             pge_sqlstate_classify(cases[i].sqlstate[0] ? cases[i].sqlstate : NULL, cases[i].message,
                                   cases[i].needs_password, NULL);
-        cr_assert_eq(c2, cases[i].cls, "NULL sqlstate/outcome: class %d for %s", c2,
+        cr_assert_eq(c2, cases[i].verdict, "NULL sqlstate/outcome: verdict %d for %s", c2,
                      cases[i].message);
     }
 }
@@ -151,15 +152,14 @@ Test(sqlstate, sqlstate_beats_message_text, .timeout = 10)
 {
     /* A server-side code decides even when the text mentions a client-side cause. */
     enum pge_attempt_outcome o;
-    cr_assert_eq(pge_sqlstate_classify("28P01", "Connection refused", 0, &o), PGE_SQLSTATE_REFUSED);
+    cr_assert_eq(pge_sqlstate_classify("28P01", "Connection refused", 0, &o), PGE_OUT_REFUSED);
     cr_assert_eq(o, PGE_ATTEMPT_FATAL);
-    cr_assert_eq(pge_sqlstate_classify("57P03", "invalid sslmode value", 0, &o),
-                 PGE_SQLSTATE_RETRY);
+    cr_assert_eq(pge_sqlstate_classify("57P03", "invalid sslmode value", 0, &o), PGE_OUT_NOT_READY);
     cr_assert_eq(o, PGE_ATTEMPT_STARTING);
     /* A missing password decides over everything. */
-    cr_assert_eq(pge_sqlstate_classify("57P03", "starting", 1, &o), PGE_SQLSTATE_REFUSED);
+    cr_assert_eq(pge_sqlstate_classify("57P03", "starting", 1, &o), PGE_OUT_REFUSED);
     cr_assert_eq(o, PGE_ATTEMPT_FATAL);
-    cr_assert_eq(pge_sqlstate_classify(NULL, NULL, 0, &o), PGE_SQLSTATE_RETRY);
+    cr_assert_eq(pge_sqlstate_classify(NULL, NULL, 0, &o), PGE_OUT_NOT_READY);
     cr_assert_eq(o, PGE_ATTEMPT_OTHER);
 }
 

@@ -286,6 +286,25 @@ Test(wait, localhost_and_ipv6_literal_work, .timeout = 30)
     }
 }
 
+Test(wait, a_host_list_skips_a_name_that_does_not_resolve, .timeout = 30)
+{
+    /* Each name is looked up on its own thread; the addresses that were found are tried. */
+    struct pgt_pg *pg = pgt_pg_shared();
+    struct pgt_proc p;
+    char url[256];
+    snprintf(url, sizeof url,
+             "postgres://postgres:%s@no-such-host.invalid:%d,localhost:%d/postgres", PGT_PASSWORD,
+             pg->port, pg->port);
+    char *env[] = {envvar("DATABASE_URL", url), NULL};
+    const char *argv[] = {"pgentry", "wait", "--wait-timeout", "10s", NULL};
+    int rc = pgt_run(&p, argv, (const char *const *)env, 15000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "database is ready"), "%s", p.err);
+    assert_no_password(&p);
+    pgt_proc_free(&p);
+    free(env[0]);
+}
+
 Test(wait, conninfo_string_and_pg_env_work, .timeout = 30)
 {
     struct pgt_pg *pg = pgt_pg_shared();

@@ -1,7 +1,8 @@
-/* What a run ended with. Modules return these; only main.c turns them into exit codes. */
+/* What a run ended with, and how one attempt on the way went: the outcome vocabulary. */
 #ifndef PGENTRY_COMMON_OUTCOME_H
 #define PGENTRY_COMMON_OUTCOME_H
 
+/* What a run ended with. Modules return these; only main.c turns them into exit codes. */
 enum pge_outcome_kind {
     PGE_OUT_OK = 0,
     PGE_OUT_USAGE,            /* bad option or argument */
@@ -25,5 +26,22 @@ struct pge_outcome {
 };
 
 #define PGE_OUTCOME(k, v) ((struct pge_outcome){.kind = (k), .value = (v)})
+
+/* How one attempt to reach a dependency went. The probes classify their own failures
+ * (db/sqlstate for PostgreSQL, net/tcpprobe, net/httpprobe); the waiter paces its retries by it
+ * and counts it in the run state (the metrics label "outcome", pge_runstate_outcome_name()). */
+enum pge_attempt_outcome {
+    PGE_ATTEMPT_OK = 0,
+    PGE_ATTEMPT_REFUSED,     /* nothing listening, network unreachable, reset */
+    PGE_ATTEMPT_DNS,         /* name did not resolve */
+    PGE_ATTEMPT_TIMEOUT,     /* --connect-timeout elapsed */
+    PGE_ATTEMPT_STARTING,    /* 57P03: starting up, shutting down, in recovery */
+    PGE_ATTEMPT_TOO_MANY,    /* 53300 */
+    PGE_ATTEMPT_STANDBY,     /* read-only standby */
+    PGE_ATTEMPT_FATAL,       /* refused for good (28P01, 28000, 3D000, no password) */
+    PGE_ATTEMPT_HTTP_STATUS, /* HTTP dependency answered, but not 2xx */
+    PGE_ATTEMPT_OTHER,
+    PGE_ATTEMPT_COUNT_,
+};
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "pgentry/common/outcome.h"
+
 enum pge_phase {
     PGE_PHASE_WAITING = 0,
     PGE_PHASE_MIGRATING,
@@ -13,21 +15,6 @@ enum pge_phase {
     PGE_PHASE_STOPPING,
     PGE_PHASE_FAILED,
     PGE_PHASE_COUNT_,
-};
-
-/* How one wait attempt ended (metrics label "outcome"). */
-enum pge_attempt_outcome {
-    PGE_ATTEMPT_OK = 0,
-    PGE_ATTEMPT_REFUSED,     /* nothing listening, network unreachable, reset */
-    PGE_ATTEMPT_DNS,         /* name did not resolve */
-    PGE_ATTEMPT_TIMEOUT,     /* --connect-timeout elapsed */
-    PGE_ATTEMPT_STARTING,    /* 57P03: starting up, shutting down, in recovery */
-    PGE_ATTEMPT_TOO_MANY,    /* 53300 */
-    PGE_ATTEMPT_STANDBY,     /* read-only standby */
-    PGE_ATTEMPT_FATAL,       /* refused for good (28P01, 28000, 3D000, no password) */
-    PGE_ATTEMPT_HTTP_STATUS, /* HTTP dependency answered, but not 2xx */
-    PGE_ATTEMPT_OTHER,
-    PGE_ATTEMPT_COUNT_,
 };
 
 #define PGE_RUNSTATE_ERROR_MAX   256

@@ -6,18 +6,18 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
-#include "pgentry/db/conninfo.h"
+#include "pgentry/common/outcome.h"
 #include "pgentry/common/workqueue.h"
+#include "pgentry/db/conninfo.h"
 #include "pgentry/db/sqlstate.h"
-#include "pgentry/common/runstate.h"
 
 struct pge_pgconn;
 
 /* Why an attempt failed. message is one line, free of secrets. */
 struct pge_pgconn_error {
-    enum pge_sqlstate_class cls;
-    enum pge_attempt_outcome outcome;
-    char sqlstate[6]; /* "" when the failure had none */
+    enum pge_outcome_kind verdict;    /* PGE_OUT_NOT_READY (retry), _REFUSED or _CONFIG (final) */
+    enum pge_attempt_outcome outcome; /* how the attempt went (pacing, metrics) */
+    char sqlstate[6];                 /* "" when the failure had none */
     int needs_password;
     char message[512];
 };

@@ -4,14 +4,7 @@
 
 #include <stddef.h>
 
-#include "pgentry/common/runstate.h"
-
-enum pge_sqlstate_class {
-    PGE_SQLSTATE_RETRY =
-        0,                /* transient: network, DNS, starting up, too many connections, standby */
-    PGE_SQLSTATE_REFUSED, /* for good: bad password, no pg_hba entry, no such database/role */
-    PGE_SQLSTATE_CONFIG,  /* our configuration cannot work (e.g. SSL required but unsupported) */
-};
+#include "pgentry/common/outcome.h"
 
 /* Pull the SQLSTATE out of a libpq error message produced with PQERRORS_VERBOSE, where the
  * server's part reads "FATAL:  28P01: password authentication failed…". Writes 5 characters
@@ -19,11 +12,15 @@ enum pge_sqlstate_class {
  * failure such as "connection refused"). Pure. */
 int pge_sqlstate_sqlstate(const char *message, char out[6]);
 
-/* Classify a failure. sqlstate may be NULL or "" for client-side failures; needs_password is
- * PQconnectionNeedsPassword(). Sets *outcome (for metrics) when outcome is not NULL. Pure. */
-enum pge_sqlstate_class pge_sqlstate_classify(const char *sqlstate, const char *message,
-                                              int needs_password,
-                                              enum pge_attempt_outcome *outcome);
+/* Classify a failure by what waiting on it leads to: PGE_OUT_NOT_READY for a transient one
+ * (network, DNS, starting up, too many connections, standby: retry; the wait ends not ready
+ * only if it lasts past the deadline), PGE_OUT_REFUSED when PostgreSQL refused us for good (bad
+ * password, no pg_hba entry, no such database or role), PGE_OUT_CONFIG when our configuration
+ * cannot work (e.g. SSL required but unsupported). sqlstate may be NULL or "" for client-side
+ * failures; needs_password is PQconnectionNeedsPassword(). Sets *outcome (how the attempt went)
+ * when outcome is not NULL. Pure. */
+enum pge_outcome_kind pge_sqlstate_classify(const char *sqlstate, const char *message,
+                                            int needs_password, enum pge_attempt_outcome *outcome);
 
 /* What to do about a failure that will not go away by waiting, one line, e.g. "check the user
  * and password in DATABASE_URL" (the server's own message says what happened). Static. */

@@ -5,8 +5,8 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "pgentry/common/outcome.h"
 #include "pgentry/common/workqueue.h"
-#include "pgentry/common/runstate.h"
 
 struct pge_tcpprobe;
 

@@ -8,18 +8,11 @@
 
 #include "pgentry/net/curlloop.h"
 #include "pgentry/db/conninfo.h"
-#include "pgentry/common/workqueue.h"
+#include "pgentry/common/outcome.h"
 #include "pgentry/common/runstate.h"
+#include "pgentry/common/workqueue.h"
 
 struct pge_wait;
-
-enum pge_wait_result {
-    PGE_WAIT_READY = 0, /* every dependency answered */
-    PGE_WAIT_TIMEOUT,   /* the deadline passed first (exit 69) */
-    PGE_WAIT_REFUSED,   /* PostgreSQL refused us for good (exit 77) */
-    PGE_WAIT_CONFIG,    /* a dependency cannot work as configured (exit 78) */
-    PGE_WAIT_INTERNAL,  /* out of memory, no threads (exit 70) */
-};
 
 struct pge_wait_opts {
     int64_t wait_timeout_ms; /* 0: never give up */
@@ -29,9 +22,12 @@ struct pge_wait_opts {
     uint64_t seed; /* jitter */
 };
 
-/* Called once. On READY, conn is the PostgreSQL connection that proved the server ready (the
- * callee owns it), or NULL when no database was waited for. May free the waiter. */
-typedef void (*pge_wait_cb)(void *arg, enum pge_wait_result result, PGconn *conn);
+/* Called once with what the wait ended with: PGE_OUT_OK (every dependency answered),
+ * PGE_OUT_NOT_READY (the deadline passed first), PGE_OUT_REFUSED (PostgreSQL refused us for
+ * good), PGE_OUT_CONFIG (a dependency cannot work as configured) or PGE_OUT_INTERNAL (out of
+ * memory, no threads). On PGE_OUT_OK, conn is the PostgreSQL connection that proved the server
+ * ready (the callee owns it), or NULL when no database was waited for. May free the waiter. */
+typedef void (*pge_wait_cb)(void *arg, enum pge_outcome_kind outcome, PGconn *conn);
 
 /* A waiter on loop. state (optional) receives attempts and errors for the health endpoint.
  * off, curl, state and the conninfo given later must outlive it. NULL when out of memory. */

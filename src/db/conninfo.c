@@ -79,6 +79,34 @@ static int ambiguous_userinfo(const char *url)
     return 0;
 }
 
+static const char *const target_names[] = {
+    [PGE_CONNINFO_READ_WRITE] = "read-write",
+    [PGE_CONNINFO_PRIMARY] = "primary",
+    [PGE_CONNINFO_ANY] = "any",
+    [PGE_CONNINFO_READ_ONLY] = "read-only",
+    [PGE_CONNINFO_STANDBY] = "standby",
+    [PGE_CONNINFO_PREFER_STANDBY] = "prefer-standby",
+};
+
+const char *pge_conninfo_target_name(enum pge_conninfo_target t)
+{
+    return (size_t)t < sizeof target_names / sizeof target_names[0] ? target_names[t] : "?";
+}
+
+/* target_session_attrs stays out of the keywords: pgentry connects to one host at a time and
+ * judges the server itself. Returns -1 for a value libpq would refuse too. */
+static int parse_target(struct pge_conninfo *out, const char *value)
+{
+    for (size_t i = 0; i < sizeof target_names / sizeof target_names[0]; i++) {
+        if (strcmp(value, target_names[i]) == 0) {
+            out->target = (enum pge_conninfo_target)i;
+            out->target_explicit = 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static void free_strs(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -145,7 +173,15 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
             hostaddr = o->val;
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
-        else if (push_kv(out, o->keyword, o->val) < 0)
+        else if (strcmp(o->keyword, "target_session_attrs") == 0) {
+            if (parse_target(out, o->val) < 0) {
+                snprintf(err, errsize,
+                         "database URL %s: target_session_attrs \"%.40s\" is not one of "
+                         "any, read-write, primary, read-only, standby, prefer-standby",
+                         display, o->val);
+                goto done;
+            }
+        } else if (push_kv(out, o->keyword, o->val) < 0)
             goto oom;
         if (strcmp(o->keyword, "service") == 0 && o->val[0])
             out->uses_service = 1;
@@ -156,6 +192,14 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
         hostaddr = pge_config_getenv(envp, "PGHOSTADDR");
     if (!port || !port[0])
         port = pge_config_getenv(envp, "PGPORT");
+    const char *tsa = pge_config_getenv(envp, "PGTARGETSESSIONATTRS");
+    if (!out->target_explicit && tsa && tsa[0] && parse_target(out, tsa) < 0) {
+        snprintf(err, errsize,
+                 "PGTARGETSESSIONATTRS \"%.40s\" is not one of any, read-write, primary, "
+                 "read-only, standby, prefer-standby",
+                 tsa);
+        goto done;
+    }
     const char *svc = pge_config_getenv(envp, "PGSERVICE");
     if (svc && svc[0])
         out->uses_service = 1;

@@ -167,6 +167,7 @@ static void ready(struct dep *d)
 {
     struct pge_wait *w = d->w;
     int64_t now = now_ms();
+    char server[300] = "";
     d->ready = 1;
     w->nready++;
     record(w, d, PGE_ATTEMPT_OK, NULL);
@@ -175,9 +176,17 @@ static void ready(struct dep *d)
         w->state->db.last_error[0] = '\0';
         w->state->db.ready_after_ms = now - w->state->start_mono_ms;
     }
+    /* Which of several hosts answered (the name as given: the URL's own words). */
+    if (d->conn) {
+        const char *h = PQhost(d->conn), *port = PQport(d->conn);
+        int v6 = h && strchr(h, ':');
+        snprintf(server, sizeof server, "%s%s%s:%s", v6 ? "[" : "", h && h[0] ? h : "(socket)",
+                 v6 ? "]" : "", port ? port : "");
+    }
     pge_info(d->kind == DEP_POSTGRES ? "database is ready" : "dependency is ready",
              PGE_STR("dependency", d->name), PGE_STR("target", d->target),
-             PGE_INT("attempts", d->attempts), PGE_MS("elapsed", now - w->start_ms));
+             PGE_STR("server", server), PGE_INT("attempts", d->attempts),
+             PGE_MS("elapsed", now - w->start_ms));
     if (w->nready == w->ndeps)
         finish(w, PGE_OUT_OK);
 }

@@ -237,8 +237,7 @@ static void find_bindir(char *buf, size_t size)
     snprintf(buf, size, "/usr/bin");
 }
 
-/* initdb and postgres refuse to run as root: run them as the postgres user then. */
-static void run_as_pg(const char *const *argv, int quiet)
+void pgt_run_as_pg(const char *const *argv, int quiet)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -262,7 +261,7 @@ static void run_as_pg(const char *const *argv, int quiet)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (status %d)", argv[0], st);
 }
 
-static void chown_to_pg(const char *path)
+void pgt_chown_to_pg(const char *path)
 {
     if (geteuid() != 0)
         return;
@@ -280,12 +279,12 @@ void pgt_pg_init(struct pgt_pg *pg)
     find_bindir(pg->bindir, sizeof pg->bindir);
     pgt_tempdir(pg->dir, sizeof pg->dir);
     chmod(pg->dir, 0700);
-    chown_to_pg(pg->dir);
+    pgt_chown_to_pg(pg->dir);
     pg->port = pgt_free_port();
 
     snprintf(pwfile, sizeof pwfile, "%s.pw", pg->dir);
     pgt_write_file(pwfile, PGT_PASSWORD "\n");
-    chown_to_pg(pwfile);
+    pgt_chown_to_pg(pwfile);
     snprintf(initdb, sizeof initdb, "%s/initdb", pg->bindir);
     char pwopt[320];
     snprintf(pwopt, sizeof pwopt, "--pwfile=%s", pwfile);
@@ -302,7 +301,7 @@ void pgt_pg_init(struct pgt_pg *pg)
                           "UTF8",
                           "--locale=C",
                           NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     unlink(pwfile);
 
     snprintf(conf, sizeof conf, "%s/postgresql.conf", pg->dir);
@@ -332,7 +331,7 @@ void pgt_pg_start(struct pgt_pg *pg)
     snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
     snprintf(logfile, sizeof logfile, "%s/server.log", pg->dir);
     const char *argv[] = {pgctl, "-D", pg->dir, "-l", logfile, "-w", "-t", "30", "start", NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     pg->running = 1;
 }
 
@@ -343,7 +342,7 @@ void pgt_pg_stop(struct pgt_pg *pg)
         return;
     snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
     const char *argv[] = {pgctl, "-D", pg->dir, "-m", "immediate", "-w", "stop", NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     pg->running = 0;
 }
 

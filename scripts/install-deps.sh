@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [build|test|demo|bench|e2e]...   (default: build test)
 set -euo pipefail
 
-build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev)
+build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev
+       scdoc)  # scdoc: the man page pgentry.1
 test=(libcriterion-dev postgresql postgresql-client python3 clang clang-format util-linux procps
       prometheus)  # promtool validates /metrics
 demo=(postgresql postgresql-client curl python3 python3-fastapi python3-uvicorn python3-psycopg2)

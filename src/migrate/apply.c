@@ -46,12 +46,8 @@ static void on_rolled_back_retry(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
     m->in_tx = 0;
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "rolling back"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "rolling back");
-        return;
-    }
     PQclear(res);
     ev_timer_start(m->loop, &m->timer);
 }
@@ -87,9 +83,7 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
             free(m->text);
             m->text = NULL;
             m->pending = PGE_OUTCOME(PGE_OUT_OK, 0);
-            ev_timer_stop(m->loop, &m->timer);
-            ev_timer_init(&m->timer, on_timer_retry_item, (double)delay / 1000.0, 0.0);
-            m->timer.data = m;
+            pge_migrate_set_timer(m, on_timer_retry_item, delay);
             if (!m->in_tx) {
                 /* Nothing of a no-transaction migration ran yet: just try again later. */
                 ev_timer_start(m->loop, &m->timer);
@@ -135,12 +129,8 @@ static void on_recorded(void *arg, PGresult *res)
     int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     if (ok)
         m->in_tx = 0;
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "recording the migration"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "recording the migration");
-        return;
-    }
     if (!ok) {
         statement_failed(m, res);
         return;
@@ -200,12 +190,8 @@ static void record(struct pge_migrate *m)
 static void on_statement(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "running a migration"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "running a migration");
-        return;
-    }
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         statement_failed(m, res);

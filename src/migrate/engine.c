@@ -23,6 +23,14 @@ void pge_migrate_drop_item(struct pge_migrate *m)
     m->in_tx = 0;
 }
 
+void pge_migrate_set_timer(struct pge_migrate *m, void (*cb)(struct ev_loop *, ev_timer *, int),
+                           int64_t delay_ms)
+{
+    ev_timer_stop(m->loop, &m->timer);
+    ev_timer_init(&m->timer, cb, (double)delay_ms / 1000.0, 0.0);
+    m->timer.data = m;
+}
+
 void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
 {
     if (m->finished)
@@ -115,8 +123,7 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
     return -1;
 }
 
-int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,
-                          const char *what)
+int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what)
 {
     if (pge_migrate_stopping(m, res))
         return 0;
@@ -124,6 +131,14 @@ int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType w
         pge_migrate_lost(m, what);
         return 0;
     }
+    return 1;
+}
+
+int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,
+                          const char *what)
+{
+    if (!pge_migrate_result_back(m, res, what))
+        return 0;
     if (PQresultStatus(res) != want) {
         pge_migrate_query_failed(m, res, what);
         return 0;

@@ -111,6 +111,12 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
  * otherwise a stop, a lost connection or the failure of what was handled (res cleared), 0. */
 int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,
                           const char *what);
+/* A query callback's first step: 0 after a stop or a lost connection was handled (res
+ * cleared), 1 when res is there to look at (the caller's). */
+int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what);
+/* Stop m->timer and set it to call cb(m) after delay_ms; the caller starts it. */
+void pge_migrate_set_timer(struct pge_migrate *m, void (*cb)(struct ev_loop *, ev_timer *, int),
+                           int64_t delay_ms);
 /* Forget the running migration's text. */
 void pge_migrate_drop_item(struct pge_migrate *m);
 

@@ -46,12 +46,8 @@ static int load_rows(struct pge_migrate *m, PGresult *res)
 static void on_history(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "reading the migration history"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "reading the migration history");
-        return;
-    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         /* No table (or no schema) yet: nothing has been applied. */

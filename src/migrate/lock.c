@@ -65,12 +65,8 @@ static void on_holder(void *arg, PGresult *res)
     struct pge_migrate *m = arg;
     int64_t now = now_ms(), delay = 0;
     char sig[256], d1[32];
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "looking up the migration lock holder"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "looking up the migration lock holder");
-        return;
-    }
     /* No row: the holder let go between our two queries; just try again. */
     int known = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
     enum pge_throttle_verdict seen = PGE_THROTTLE_QUIET;
@@ -100,9 +96,7 @@ static void on_holder(void *arg, PGresult *res)
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_LOCK_TIMEOUT, 0));
         return;
     }
-    ev_timer_stop(m->loop, &m->timer);
-    ev_timer_init(&m->timer, on_timer_try_lock, (double)delay / 1000.0, 0.0);
-    m->timer.data = m;
+    pge_migrate_set_timer(m, on_timer_try_lock, delay);
     ev_timer_start(m->loop, &m->timer);
 }
 
@@ -169,12 +163,8 @@ static void on_table_ready(void *arg, PGresult *res)
 static void on_session_kept(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
-    if (pge_migrate_stopping(m, res))
+    if (!pge_migrate_result_back(m, res, "configuring the lock session"))
         return;
-    if (!res) {
-        pge_migrate_lost(m, "configuring the lock session");
-        return;
-    }
     /* A failure here (a pooler refusing SET, say) is not worth stopping for. */
     PQclear(res);
     after_session_kept(m);

@@ -55,9 +55,7 @@ static void wait_again(struct pge_migrate *m)
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_NOT_READY, 0));
         return;
     }
-    ev_timer_stop(m->loop, &m->timer);
-    ev_timer_init(&m->timer, on_timer_reread, (double)delay / 1000.0, 0.0);
-    m->timer.data = m;
+    pge_migrate_set_timer(m, on_timer_reread, delay);
     ev_timer_start(m->loop, &m->timer);
     ev_io_stop(m->loop, &m->notify_io);
     ev_io_set(&m->notify_io, PQsocket(m->conn), EV_READ);

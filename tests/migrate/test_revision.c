@@ -10,28 +10,9 @@
 #include <unistd.h>
 
 #include "pgentry/migrate/migfile.h"
-#include "pgt_fs.h"
-
-static char *dir;
-
-static void setup(void)
-{
-    dir = pgt_tmpdir();
-}
-
-static void teardown(void)
-{
-    pgt_rmtree(dir);
-    free(dir);
-}
+#include "migfile_fixture.h"
 
 TestSuite(revision, .init = setup, .fini = teardown);
-
-static char *path_of(const char *name)
-{
-    static char buf[4096];
-    return pgt_join(buf, sizeof buf, dir, name);
-}
 
 /* ---- Revision -------------------------------------------------------------------------- */
 

@@ -174,17 +174,11 @@ static void record(struct pge_migrate *m)
         pge_histsql_appendf(&b, "; RESET lock_timeout");
     if (!m->no_tx)
         pge_histsql_appendf(&b, "; COMMIT");
-    if (b.failed) {
-        pge_histsql_buf_free(&b);
-        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-        return;
-    }
     /* The record step has no statement of the file: errors point at its last line. */
     m->stmt.offset = m->text_len;
     m->stmt.length = 0;
     m->stmt.line = pge_sqlsplit_line_at(m->text, m->text_len, m->text_len);
-    pge_migrate_send(m, b.s, -1, NULL, on_recorded);
-    pge_histsql_buf_free(&b);
+    pge_migrate_send_buf(m, &b, on_recorded);
 }
 
 static void on_statement(void *arg, PGresult *res)
@@ -328,13 +322,7 @@ static void start_item(struct pge_migrate *m)
             pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 1);
         }
     }
-    if (b.failed) {
-        pge_histsql_buf_free(&b);
-        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-        return;
-    }
-    pge_migrate_send(m, b.s, -1, NULL, on_began);
-    pge_histsql_buf_free(&b);
+    pge_migrate_send_buf(m, &b, on_began);
 }
 
 static void on_stamped(void *arg, PGresult *res)
@@ -363,19 +351,13 @@ void pge_migrate_stamp(struct pge_migrate *m, FILE *print_to)
         pge_histsql_appendf(&b, ";\n");
     }
     pge_histsql_appendf(&b, "COMMIT;\n");
-    if (b.failed) {
-        pge_histsql_buf_free(&b);
-        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-        return;
-    }
-    if (print_to) {
+    if (print_to && !b.failed) {
         fputs(b.s, print_to);
         pge_histsql_buf_free(&b);
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_OK, 0));
         return;
     }
-    pge_migrate_send(m, b.s, -1, NULL, on_stamped);
-    pge_histsql_buf_free(&b);
+    pge_migrate_send_buf(m, &b, on_stamped);
 }
 
 static void next_item(struct pge_migrate *m)

@@ -123,6 +123,15 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
     return -1;
 }
 
+void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+{
+    if (b->failed)
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+    else
+        pge_migrate_send(m, b->s, -1, NULL, cb);
+    pge_histsql_buf_free(b);
+}
+
 int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what)
 {
     if (pge_migrate_stopping(m, res))

@@ -11,6 +11,7 @@
 #include "pgentry/common/backoff.h"
 #include "pgentry/common/throttle.h"
 #include "pgentry/db/pgquery.h"
+#include "pgentry/migrate/histsql.h"
 #include "pgentry/migrate/migplan.h"
 #include "pgentry/migrate/migrate.h"
 #include "pgentry/migrate/sqlsplit.h"
@@ -107,6 +108,9 @@ void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *
 /* Send sql with cb(m, ...); on failure the connection is reported lost and -1 returned. */
 int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const char *const *params,
                      pge_pgquery_cb cb);
+/* Send the SQL built in b (freed here) like pge_migrate_send(); when building it ran out of
+ * memory, abort with INTERNAL instead. */
+void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb);
 /* The common start of a query callback: 1 when res has status want (res is the caller's);
  * otherwise a stop, a lost connection or the failure of what was handled (res cleared), 0. */
 int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,

@@ -189,11 +189,5 @@ static void after_session_kept(struct pge_migrate *m)
         return;
     }
     pge_histsql_create_table(&b, m->qtable);
-    if (b.failed) {
-        pge_histsql_buf_free(&b);
-        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-        return;
-    }
-    pge_migrate_send(m, b.s, -1, NULL, on_table_ready);
-    pge_histsql_buf_free(&b);
+    pge_migrate_send_buf(m, &b, on_table_ready);
 }

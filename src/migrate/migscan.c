@@ -78,6 +78,60 @@ long pge_migfile_set_find(const struct pge_migset *set, int64_t version)
     return -1;
 }
 
+/* Why opendir(dir) failed (errno), in err; the result to return. */
+static enum pge_migfile_result open_failed(const char *dir, char *err, size_t errsize)
+{
+    if (errno == ENOENT) {
+        pge_errbuf_set(err, errsize,
+                       "migrations directory %s does not exist: create it or point --migrations "
+                       "(PGENTRY_MIGRATIONS) at it",
+                       dir);
+        return PGE_MIGFILE_NO_DIR;
+    }
+    if (errno == ENOTDIR) {
+        pge_errbuf_set(err, errsize,
+                       "%s is not a directory: point --migrations (PGENTRY_MIGRATIONS) at the "
+                       "migrations directory",
+                       dir);
+        return PGE_MIGFILE_NOT_DIR;
+    }
+    pge_errbuf_set(err, errsize, "cannot read migrations directory %s: %s: fix its permissions",
+                   dir, strerror(errno));
+    return PGE_MIGFILE_UNREADABLE;
+}
+
+/* Append a copy of nm to set->ignored (room tracked in *icap). -1 when out of memory. */
+static int add_ignored(struct pge_migset *set, size_t *icap, const char *nm)
+{
+    char **ig = grow(set->ignored, icap, set->nignored + 1, sizeof *ig);
+    if (!ig)
+        return -1;
+    set->ignored = ig;
+    set->ignored[set->nignored] = strdup(nm);
+    if (!set->ignored[set->nignored])
+        return -1;
+    set->nignored++;
+    return 0;
+}
+
+/* Append a copy of the migration name nm to *found (room tracked in *cap). -1 when out of
+ * memory. */
+static int add_found(struct found **found, size_t *nfound, size_t *cap, const char *nm)
+{
+    struct found *fs = grow(*found, cap, *nfound + 1, sizeof *fs);
+    if (!fs)
+        return -1;
+    *found = fs;
+    struct found *f = &(*found)[*nfound];
+    f->fname = strdup(nm);
+    if (!f->fname)
+        return -1;
+    (*nfound)++;
+    /* Parse the copy again so the name's pointers point into memory we keep. */
+    pge_migfile_parse_name(f->fname, strlen(f->fname), &f->n);
+    return 0;
+}
+
 /* Read the directory: migration names into *found, everything else into set->ignored. A
  * malformed name is remembered (the smallest, so the message does not depend on readdir order)
  * and reported once the directory is closed. */
@@ -93,25 +147,7 @@ static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
     DIR *d = opendir(dir);
 
     if (!d) {
-        if (errno == ENOENT) {
-            pge_errbuf_set(
-                err, errsize,
-                "migrations directory %s does not exist: create it or point --migrations "
-                "(PGENTRY_MIGRATIONS) at it",
-                dir);
-            rc = PGE_MIGFILE_NO_DIR;
-        } else if (errno == ENOTDIR) {
-            pge_errbuf_set(err, errsize,
-                           "%s is not a directory: point --migrations (PGENTRY_MIGRATIONS) at the "
-                           "migrations directory",
-                           dir);
-            rc = PGE_MIGFILE_NOT_DIR;
-        } else {
-            pge_errbuf_set(err, errsize,
-                           "cannot read migrations directory %s: %s: fix its permissions", dir,
-                           strerror(errno));
-            rc = PGE_MIGFILE_UNREADABLE;
-        }
+        rc = open_failed(dir, err, errsize);
         goto out;
     }
     for (;;) {
@@ -134,28 +170,9 @@ static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
             }
             continue;
         }
-        if (pr == PGE_MIGFILE_NAME_OTHER) {
-            char **ig = grow(set->ignored, &icap, set->nignored + 1, sizeof *ig);
-            if (!ig)
-                goto out;
-            set->ignored = ig;
-            set->ignored[set->nignored] = strdup(nm);
-            if (!set->ignored[set->nignored])
-                goto out;
-            set->nignored++;
-            continue;
-        }
-        struct found *fs = grow(*found, &cap, *nfound + 1, sizeof *fs);
-        if (!fs)
+        if (pr == PGE_MIGFILE_NAME_OTHER ? add_ignored(set, &icap, nm) < 0
+                                         : add_found(found, nfound, &cap, nm) < 0)
             goto out;
-        *found = fs;
-        struct found *f = &(*found)[*nfound];
-        f->fname = strdup(nm);
-        if (!f->fname)
-            goto out;
-        (*nfound)++;
-        /* Parse the copy again so the name's pointers point into memory we keep. */
-        pge_migfile_parse_name(f->fname, strlen(f->fname), &f->n);
     }
     if (errno != 0) {
         pge_errbuf_set(err, errsize, "cannot read migrations directory %s: %s: fix its permissions",

@@ -295,24 +295,6 @@ struct pge_supervisor *pge_supervisor_new(struct ev_loop *loop,
     return s;
 }
 
-static void on_never(struct ev_loop *loop, ev_periodic *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-/* An idle init should not wake up at all. Without a timerfd libev wakes every 59.7 s to notice
- * wall-clock jumps; starting a periodic watcher once makes it create the timerfd that reports
- * such jumps instead, after which it sleeps until an event (the watcher itself is not kept). */
-static void quiet_idle_loop(struct ev_loop *loop)
-{
-    ev_periodic once;
-    ev_periodic_init(&once, on_never, 0.0, 0.0, NULL);
-    ev_periodic_start(loop, &once);
-    ev_periodic_stop(loop, &once);
-}
-
 int pge_supervisor_start(struct pge_supervisor *s, struct pge_outcome *out, char *err,
                          size_t errsize)
 {
@@ -344,7 +326,6 @@ int pge_supervisor_start(struct pge_supervisor *s, struct pge_outcome *out, char
     ev_child_start(s->loop, &s->any);
     ev_io_set(&s->report, report_fd, EV_READ);
     ev_io_start(s->loop, &s->report);
-    quiet_idle_loop(s->loop);
     if (s->opts.state) {
         s->opts.state->app.pid = pid;
         s->opts.state->app.started_mono_ms = pge_runstate_mono_ms();

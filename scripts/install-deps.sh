@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages pgentry needs that are not there yet (build, tests, demo).
-# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e]...   (default: build test)
+# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|package]...   (default: build test)
 set -euo pipefail
 
-build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev)
+build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev
+       scdoc)  # scdoc: the man page pgentry.1
 test=(libcriterion-dev postgresql postgresql-client python3 clang clang-format util-linux procps
       prometheus)  # promtool validates /metrics
 demo=(postgresql postgresql-client curl python3 python3-fastapi python3-uvicorn python3-psycopg2)
@@ -11,6 +12,7 @@ bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-
        python3-psycopg2 python3-sqlalchemy strace linux-perf)
 e2e=(podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring
      podman-compose curl python3)
+package=(dpkg-dev lintian scdoc binutils)  # scripts/package.sh
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build test)
@@ -23,7 +25,8 @@ for g in "${groups[@]}"; do
     demo) want+=("${build[@]}" "${demo[@]}") ;;
     bench) want+=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
     e2e) want+=("${e2e[@]}") ;;
-    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e)" >&2; exit 64 ;;
+    package) want+=("${package[@]}") ;;
+    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, package)" >&2; exit 64 ;;
     esac
 done
 

@@ -2,30 +2,23 @@
 #include "pgentry/run/run.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "pgentry/health/apphealth.h"
-#include "pgentry/supervise/privdrop.h"
-#include "pgentry/net/curlloop.h"
-#include "pgentry/db/conninfo.h"
-#include "pgentry/health/health.h"
 #include "pgentry/common/log.h"
-#include "pgentry/supervise/memtrim.h"
-#include "pgentry/migrate/migfile.h"
-#include "pgentry/migrate/migrate.h"
-#include "pgentry/migrate/histsql.h"
-#include "pgentry/common/workqueue.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/runstate.h"
+#include "pgentry/common/workqueue.h"
+#include "pgentry/health/apphealth.h"
+#include "pgentry/health/health.h"
+#include "pgentry/migrate/migrate.h"
+#include "pgentry/net/curlloop.h"
+#include "pgentry/run/preflight.h"
+#include "pgentry/run/signals.h"
+#include "pgentry/supervise/memtrim.h"
 #include "pgentry/supervise/supervisor.h"
 #include "pgentry/wait/wait.h"
-
-#define MAX_SIGNALS 64
 
 struct run {
     struct ev_loop *loop;
@@ -35,31 +28,19 @@ struct run {
     struct pge_runstate state;
     struct pge_workqueue *off;
     struct pge_curlloop *curl;
-    struct pge_conninfo db;
-    int have_db;
+    struct pge_preflight pre; /* what was checked and read before waiting */
     struct pge_wait *wait;
-    struct pge_migset files;
-    int migrate; /* the run has a migration phase */
-    int offline; /* upgrade --sql without a database: plan from an empty history */
     struct pge_migrate *mig;
     uint64_t seed;
-    struct pge_privdrop account; /* --user, resolved before waiting */
-    int have_account;
     struct pge_supervisor *super;
     struct pge_health *health;
     struct pge_apphealth *apphealth;
     PGconn *conn;
-    ev_signal sigs[MAX_SIGNALS];
-    size_t nsigs;
+    struct pge_signals sigs;
     struct pge_outcome outcome;
     int finished;
     int exec_after; /* --exec: replace the process once the loop has ended */
 };
-
-static int is_stop_signal(int signo)
-{
-    return signo == SIGTERM || signo == SIGINT || signo == SIGQUIT;
-}
 
 static void finish(struct run *r, struct pge_outcome out)
 {
@@ -101,7 +82,7 @@ static void start_command(struct run *r)
     struct pge_supervisor_opts so = {
         .argv = cfg->command,
         .user = cfg->user,
-        .account = r->have_account ? &r->account : NULL,
+        .account = r->pre.have_account ? &r->pre.account : NULL,
         .signal_group = cfg->signal_group,
         .rewrite = cfg->rewrite,
         .nrewrite = cfg->nrewrite,
@@ -167,12 +148,12 @@ static enum pge_migrate_op migrate_op(const struct pge_config *cfg)
 static void start_migrations(struct run *r)
 {
     const struct pge_config *cfg = r->cfg;
-    if (!r->migrate) {
+    if (!r->pre.migrate) {
         start_command(r);
         return;
     }
     struct pge_migrate_opts mo = {
-        .files = &r->files,
+        .files = &r->pre.files,
         .table = cfg->table,
         .sql_only = cfg->sql_only,
         .lock_wait_ms = cfg->lock_wait_ms,
@@ -211,13 +192,13 @@ static void on_wait(void *arg, enum pge_outcome_kind outcome, PGconn *conn)
     start_migrations(r);
 }
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+/* Every signal of the run: the supervisor's while it supervises; before that a stop signal
+ * cancels the wait or the migrations. */
+static void on_signal(void *arg, int signo)
 {
-    struct run *r = w->data;
-    int signo = w->signum;
-    (void)loop;
-    (void)revents;
-    if (is_stop_signal(signo)) {
+    struct run *r = arg;
+    int stop = pge_supervisor_is_stop_signal(signo);
+    if (stop) {
         r->state.stopping = 1;
         if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
             r->state.phase = PGE_PHASE_STOPPING;
@@ -226,13 +207,13 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         pge_supervisor_signal(r->super, signo);
         return;
     }
-    if (is_stop_signal(signo) && r->mig) {
+    if (stop && r->mig) {
         pge_info("stop signal while migrating: cancelling, rolling back, releasing the lock",
                  PGE_STR("signal", pge_parse_signal_name(signo)));
         pge_migrate_stop(r->mig, signo);
         return;
     }
-    if (is_stop_signal(signo)) {
+    if (stop) {
         pge_info("stop signal before the command started: exiting",
                  PGE_STR("signal", pge_parse_signal_name(signo)),
                  PGE_STR("phase", pge_runstate_phase_name(r->state.phase)));
@@ -241,46 +222,6 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     }
     pge_debug("signal ignored: no command running",
               PGE_STR("signal", pge_parse_signal_name(signo)));
-}
-
-/* Watch every signal a supervisor forwards. Synchronous faults stay fatal to us, KILL/STOP
- * cannot be caught, CHLD belongs to libev's reaper and PIPE is ignored (our own writes). */
-static void watch_signals(struct run *r)
-{
-    static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
-                               SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
-    sigset_t watched;
-    sigemptyset(&watched);
-    /* libev reaps on SIGCHLD: a CHLD blocked by whoever started us would leave zombies. */
-    sigaddset(&watched, SIGCHLD);
-    signal(SIGPIPE, SIG_IGN);
-    for (int s = 1; s < NSIG && r->nsigs < MAX_SIGNALS; s++) {
-        int skipped = 0;
-        for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
-            skipped |= skip[i] == s;
-        /* 32 and 33 belong to the C library's threads. */
-        if (skipped || (s > 31 && s < SIGRTMIN))
-            continue;
-        ev_signal *w = &r->sigs[r->nsigs++];
-        ev_signal_init(w, on_signal, s);
-        w->data = r;
-        ev_signal_start(r->loop, w);
-        /* Signal watchers must not keep the loop alive on their own. */
-        ev_unref(r->loop);
-        sigaddset(&watched, s);
-    }
-    /* A signal blocked when we were started would never reach a watcher, nor the child. */
-    if (pthread_sigmask(SIG_UNBLOCK, &watched, NULL) != 0)
-        pge_warn("could not unblock the forwarded signals");
-}
-
-static void unwatch_signals(struct run *r)
-{
-    for (size_t i = 0; i < r->nsigs; i++) {
-        ev_ref(r->loop);
-        ev_signal_stop(r->loop, &r->sigs[i]);
-    }
-    r->nsigs = 0;
 }
 
 static uint64_t seed(void)
@@ -303,7 +244,7 @@ static int start_wait(struct run *r)
     r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
     if (!r->wait)
         return -1;
-    if (r->have_db && pge_wait_add_postgres(r->wait, &r->db) < 0)
+    if (r->pre.have_db && pge_wait_add_postgres(r->wait, &r->pre.db) < 0)
         return -1;
     /* Database subcommands wait for the database only. */
     if (cfg->cmd == PGE_CMD_RUN || cfg->cmd == PGE_CMD_WAIT) {
@@ -352,131 +293,6 @@ static int start_health(struct run *r, struct pge_outcome *out)
     return 0;
 }
 
-/* Read the migration files before waiting: a broken file fails in a millisecond, not after the
- * database came up. Decides whether this run has a migration phase at all. */
-static int scan_migrations(struct run *r, struct pge_outcome *out)
-{
-    const struct pge_config *cfg = r->cfg;
-    char err[1024];
-    int needed; /* the files matter for this run */
-
-    if (cfg->cmd == PGE_CMD_WAIT)
-        return 0;
-    if (cfg->cmd == PGE_CMD_RUN) {
-        if (cfg->no_migrate)
-            return 0;
-        if (!cfg->db_configured && (cfg->migrate_cmd || cfg->wait_migrations)) {
-            /* Both need the database (the lock, the history table): starting the app without
-             * them would be the silent skip the contract forbids. */
-            const char *opt = cfg->migrate_cmd ? "--migrate-cmd" : "--wait-migrations";
-            pge_error(cfg->migrate_cmd
-                          ? "--migrate-cmd needs a database: set DATABASE_URL (or --database-url, "
-                            "PGHOST, PGSERVICE), or drop --migrate-cmd (PGENTRY_MIGRATE_CMD)"
-                          : "--wait-migrations needs a database: set DATABASE_URL (or "
-                            "--database-url, PGHOST, PGSERVICE), or drop --wait-migrations "
-                            "(PGENTRY_WAIT_MIGRATIONS)",
-                      PGE_STR("option", opt));
-            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-            return -1;
-        }
-        r->migrate = cfg->db_configured;
-        /* --migrate-cmd brings its own files. */
-        if (cfg->migrate_cmd)
-            return 0;
-        needed = cfg->db_configured || cfg->migrations_dir_set;
-    } else {
-        r->migrate = 1;
-        needed = cfg->cmd != PGE_CMD_CURRENT;
-    }
-    enum pge_migfile_result st = pge_migfile_scan(cfg->migrations_dir, &r->files, err, sizeof err);
-    if (st == PGE_MIGFILE_NO_DIR && !needed)
-        return 0;
-    if (st == PGE_MIGFILE_NO_DIR && cfg->cmd == PGE_CMD_RUN) {
-        pge_error("migrations directory not found: create it, point --migrations (or "
-                  "PGENTRY_MIGRATIONS) at it, or pass --no-migrate",
-                  PGE_STR("dir", cfg->migrations_dir));
-        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-        return -1;
-    }
-    if (st != PGE_MIGFILE_OK) {
-        pge_error(err);
-        *out = PGE_OUTCOME(pge_migfile_outcome(st), 0);
-        return -1;
-    }
-    for (size_t i = 0; i < r->files.nignored; i++)
-        pge_debug("not a migration file: ignored", PGE_STR("dir", cfg->migrations_dir),
-                  PGE_STR("file", r->files.ignored[i]));
-    if (cfg->cmd == PGE_CMD_RUN && !cfg->db_configured && r->files.count > 0) {
-        pge_error("migration files are present but no database is configured: set "
-                  "DATABASE_URL (or --database-url, PGHOST, PGSERVICE), or pass --no-migrate",
-                  PGE_STR("dir", cfg->migrations_dir), PGE_INT("files", (long long)r->files.count));
-        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-        return -1;
-    }
-    pge_debug("migration files", PGE_STR("dir", cfg->migrations_dir),
-              PGE_INT("count", (long long)r->files.count));
-    return 0;
-}
-
-/* --user: an unknown account fails before any waiting or migrating, and the lookup (blocking
- * file or NSS I/O) happens here, not on the loop. */
-static int resolve_user(struct run *r, struct pge_outcome *out)
-{
-    const struct pge_config *cfg = r->cfg;
-    char err[512];
-    if (!cfg->user || cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0)
-        return 0;
-    if (pge_privdrop_resolve(cfg->user, &r->account, err, sizeof err) < 0) {
-        pge_error(err);
-        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-        return -1;
-    }
-    r->have_account = 1;
-    pge_info("command will run as", PGE_STR("user", cfg->user),
-             PGE_INT("uid", (long long)r->account.uid), PGE_INT("gid", (long long)r->account.gid));
-    return 0;
-}
-
-/* Everything that can be checked before the loop runs: a mistake fails at once, not after
- * a minute of waiting. */
-static int prepare(struct run *r, struct pge_outcome *out)
-{
-    const struct pge_config *cfg = r->cfg;
-    char err[1024];
-
-    r->state.db.configured = cfg->db_configured;
-    r->offline = cfg->cmd == PGE_CMD_UPGRADE && cfg->sql_only && !cfg->db_configured;
-    if (pge_config_cmd_needs_db(cfg->cmd) && !cfg->db_configured && !r->offline) {
-        pge_error("no database configured: set DATABASE_URL (or --database-url, PGHOST, "
-                  "PGSERVICE)",
-                  PGE_STR("command", pge_config_cmd_name(cfg->cmd)));
-        *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-        return -1;
-    }
-    if (cfg->db_configured) {
-        if (pge_conninfo_parse(&r->db, cfg->database_url, r->envp, err, sizeof err) < 0) {
-            pge_error(err);
-            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-            return -1;
-        }
-        r->have_db = 1;
-    }
-    if (scan_migrations(r, out) < 0)
-        return -1;
-    if (r->migrate) {
-        /* The history table's name is only used once the database answers: check it now. */
-        char *q = pge_histsql_quote_table(cfg->table, NULL);
-        if (!q) {
-            pge_error("--table must be NAME or SCHEMA.NAME, each at most 63 bytes",
-                      PGE_STR("table", cfg->table));
-            *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
-            return -1;
-        }
-        free(q);
-    }
-    return resolve_user(r, out);
-}
-
 static void cleanup(struct run *r)
 {
     pge_apphealth_free(r->apphealth);
@@ -487,7 +303,6 @@ static void cleanup(struct run *r)
     r->wait = NULL;
     pge_migrate_free(r->mig);
     r->mig = NULL;
-    pge_migfile_set_free(&r->files);
     pge_supervisor_free(r->super);
     r->super = NULL;
     if (r->conn)
@@ -497,8 +312,44 @@ static void cleanup(struct run *r)
     r->curl = NULL;
     pge_workqueue_free(r->off);
     r->off = NULL;
-    unwatch_signals(r);
-    pge_conninfo_free(&r->db);
+    pge_signals_unwatch(&r->sigs);
+}
+
+/* --exec, once the loop has ended: close everything and replace the process with COMMAND.
+ * Returns only on failure. */
+static struct pge_outcome exec_command(struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    struct pge_supervisor_opts so = {
+        .argv = cfg->command,
+        .user = cfg->user,
+        .account = r->pre.have_account ? &r->pre.account : NULL,
+        .orig_mask = r->orig_mask,
+    };
+    char err[512];
+    cleanup(r);
+    if (getpid() == 1)
+        pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
+                 "handle signals itself");
+    pge_info("replacing pgentry with the command (--exec)", PGE_STR("command", cfg->command[0]));
+    struct pge_outcome out = pge_supervisor_exec(&so, err, sizeof err);
+    pge_error(err);
+    return out;
+}
+
+/* Start the first phase: the wait, or straight to migrations for upgrade --sql offline. */
+static int start_first_phase(struct run *r)
+{
+    if (r->pre.offline) {
+        /* upgrade --sql without a database: print the plan from an empty history. */
+        start_migrations(r);
+        return 0;
+    }
+    if (start_wait(r) < 0) {
+        pge_error("could not set up the dependency checks (out of memory)");
+        return -1;
+    }
+    return 0;
 }
 
 struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigset_t *orig_mask)
@@ -521,9 +372,10 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_supervisor_init_process() < 0)
         pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
                  PGE_STR("error", strerror(errno)));
-    if (prepare(&r, &out) < 0)
+    r.state.db.configured = cfg->db_configured;
+    if (pge_preflight_check(&r.pre, cfg, envp, &out) < 0)
         goto done;
-    watch_signals(&r);
+    pge_signals_watch(&r.sigs, r.loop, on_signal, &r);
     r.off = pge_workqueue_new(r.loop);
     r.curl = pge_curlloop_new(r.loop);
     if (!r.off || !r.curl) {
@@ -533,41 +385,17 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     if (start_health(&r, &out) < 0)
         goto done;
     r.seed = seed();
-    if (r.offline) {
-        /* upgrade --sql without a database: print the plan from an empty history. */
-        start_migrations(&r);
-    } else if (start_wait(&r) < 0) {
-        pge_error("could not set up the dependency checks (out of memory)");
+    if (start_first_phase(&r) < 0)
         goto done;
-    }
     r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
     ev_run(r.loop, 0);
     if (!r.finished) {
         pge_error("event loop ended unexpectedly");
         r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
     }
-    out = r.outcome;
-    if (r.exec_after) {
-        struct pge_supervisor_opts so = {
-            .argv = cfg->command,
-            .user = cfg->user,
-            .account = r.have_account ? &r.account : NULL,
-            .orig_mask = orig_mask,
-        };
-        char err[512];
-        cleanup(&r);
-        if (getpid() == 1)
-            pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
-                     "handle signals itself");
-        pge_info("replacing pgentry with the command (--exec)",
-                 PGE_STR("command", cfg->command[0]));
-        out = pge_supervisor_exec(&so, err, sizeof err);
-        pge_error(err);
-        pge_privdrop_free(&r.account);
-        return out;
-    }
+    out = r.exec_after ? exec_command(&r) : r.outcome;
 done:
     cleanup(&r);
-    pge_privdrop_free(&r.account);
+    pge_preflight_free(&r.pre);
     return out;
 }

@@ -12,6 +12,7 @@
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/redact.h"
+#include "pgentry/common/throttle.h"
 #include "pgentry/db/pgconn.h"
 #include "pgentry/net/tcpprobe.h"
 
@@ -46,9 +47,7 @@ struct dep {
     struct pge_tcpprobe *knock; /* PostgreSQL: a bare connect() first while the port is closed */
     enum pge_attempt_outcome last_outcome;
     int64_t streak_since_ms; /* when last_outcome was first seen in a row */
-    char last_sig[600];      /* outcome + sqlstate + message of the last failure */
-    int64_t last_log_ms;
-    int64_t log_every_ms;
+    struct pge_throttle log; /* keyed by outcome + sqlstate + message of the failure */
 };
 
 struct pge_wait {
@@ -219,7 +218,7 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
     struct pge_wait *w = d->w;
     int64_t now = now_ms();
     int64_t delay = 0;
-    char sig[sizeof d->last_sig];
+    char sig[PGE_THROTTLE_KEY_MAX];
     char d1[32];
 
     record(w, d, o, message);
@@ -248,8 +247,9 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
     /* Log what changed at once; an unchanged failure only at growing intervals. */
     snprintf(sig, sizeof sig, "%s|%s|%s", pge_runstate_outcome_name(o), sqlstate ? sqlstate : "",
              message);
-    int changed = strcmp(sig, d->last_sig) != 0;
-    if (changed || now - d->last_log_ms >= d->log_every_ms) {
+    enum pge_throttle_verdict seen = pge_throttle_should_log(&d->log, sig, now);
+    if (seen != PGE_THROTTLE_QUIET) {
+        int changed = seen == PGE_THROTTLE_CHANGED;
         pge_info(
             changed ? (d->attempts == 1 ? "waiting for dependency" : "dependency failure changed")
                     : "still waiting for dependency",
@@ -259,15 +259,6 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
             PGE_MS("next_delay", delay),
             PGE_STR("time_left",
                     w->deadline_ms ? pge_log_fmt_ms(time_left(w, now), d1, sizeof d1) : "forever"));
-        if (changed) {
-            snprintf(d->last_sig, sizeof d->last_sig, "%s", sig);
-            d->log_every_ms = FIRST_REPEAT_LOG;
-        } else if (d->log_every_ms < MAX_REPEAT_LOG) {
-            d->log_every_ms *= 2;
-            if (d->log_every_ms > MAX_REPEAT_LOG)
-                d->log_every_ms = MAX_REPEAT_LOG;
-        }
-        d->last_log_ms = now;
     } else {
         pge_debug("dependency attempt failed", PGE_STR("dependency", d->name),
                   PGE_INT("attempt", d->attempts), PGE_STR("error", message),
@@ -430,7 +421,7 @@ static struct dep *add(struct pge_wait *w, enum dep_kind kind, const char *name)
                      w->opts.seed + 0x9e3779b9ULL * (w->ndeps + 1));
     ev_init(&d->retry, on_retry);
     d->retry.data = d;
-    d->log_every_ms = FIRST_REPEAT_LOG;
+    pge_throttle_init(&d->log, FIRST_REPEAT_LOG, MAX_REPEAT_LOG);
     w->deps[w->ndeps++] = d;
     return d;
 }

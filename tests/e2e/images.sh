@@ -4,11 +4,16 @@
 #   localhost/pgentry:latest                docker/Dockerfile, target pgentry
 #   localhost/pgentry-example:latest        docker/Dockerfile, target example-app
 #   localhost/pgentry-example-alembic:latest  docker/Dockerfile, target example-app-alembic
+#   localhost/pgentry-static:latest         docker/Dockerfile, target static (only /pgentry)
+#   localhost/pgentry-e2e-static-busybox:latest  FROM scratch: static pgentry + busybox httpd
+#   localhost/pgentry-e2e-static-debian:latest   bare Debian base + static pgentry
 #   localhost/pgentry-e2e-postgres:15       stand-in for postgres:15 (tests/e2e/images/)
 #   localhost/pgentry-e2e-redis:7           stand-in for redis:7
 # Environment: PGENTRY_E2E_CACHE (default build-e2e/ in the repository) keeps the base tarball;
 # PGENTRY_E2E_MIRROR (default Debian's) is the debootstrap mirror; PGENTRY_E2E_REBASE=1
 # rebuilds the base image even when podman already has one.
+# The static binary: PGENTRY_STATIC_BINARY=path is copied to dist/pgentry; otherwise dist/pgentry
+# is used, and made by scripts/build-static.sh when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -84,6 +89,22 @@ build() {
     say "built $tag ($(elapsed "$t"))"
 }
 
+# dist/pgentry goes into the build context of the static target (which then skips building it).
+if [ -n "${PGENTRY_STATIC_BINARY:-}" ]; then
+    [ -x "$PGENTRY_STATIC_BINARY" ] || { say "PGENTRY_STATIC_BINARY=$PGENTRY_STATIC_BINARY is not an executable"; exit 1; }
+    mkdir -p dist
+    cmp -s "$PGENTRY_STATIC_BINARY" dist/pgentry || install -m 0755 "$PGENTRY_STATIC_BINARY" dist/pgentry
+elif [ ! -x dist/pgentry ]; then
+    [ -x scripts/build-static.sh ] ||
+        { say "dist/pgentry is missing and there is no scripts/build-static.sh to make it (or set PGENTRY_STATIC_BINARY)"; exit 1; }
+    say "dist/pgentry is missing: scripts/build-static.sh"
+    t=$SECONDS
+    scripts/build-static.sh >"$cache/build-static.log" 2>&1 ||
+        { tail -40 "$cache/build-static.log" >&2; say "scripts/build-static.sh failed (log: $cache/build-static.log)"; exit 1; }
+    say "built dist/pgentry ($(elapsed "$t"))"
+fi
+say "static binary: dist/pgentry ($(dist/pgentry --version | head -n1))"
+
 git_describe=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
 build localhost/pgentry:latest -f docker/Dockerfile --target pgentry \
     --build-arg PGENTRY_GIT="$git_describe" .
@@ -91,6 +112,10 @@ build localhost/pgentry-example:latest -f docker/Dockerfile --target example-app
     --build-arg PGENTRY_GIT="$git_describe" .
 build localhost/pgentry-example-alembic:latest -f docker/Dockerfile --target example-app-alembic \
     --build-arg PGENTRY_GIT="$git_describe" .
+build localhost/pgentry-static:latest -f docker/Dockerfile --target static \
+    --build-arg PGENTRY_GIT="$git_describe" .
+build localhost/pgentry-e2e-static-busybox:latest -f tests/e2e/images/static-busybox.Containerfile .
+build localhost/pgentry-e2e-static-debian:latest -f tests/e2e/images/static-debian.Containerfile .
 build localhost/pgentry-e2e-postgres:15 -f tests/e2e/images/postgres.Containerfile tests/e2e/images
 build localhost/pgentry-e2e-redis:7 -f tests/e2e/images/redis.Containerfile tests/e2e/images
 say "all images ready ($(elapsed "$t0"))"

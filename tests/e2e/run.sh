@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 
-SCENARIOS=(docs image pod stop late-db bad-password alembic kube-init kube-replicas compose)
+SCENARIOS=(docs image base-image pod stop late-db bad-password alembic kube-init kube-replicas compose
+    static-scratch static-debian deb)
 
 if [ "$(id -u)" != 0 ]; then
     echo "e2e: must run as root (podman here needs it)" >&2
@@ -29,6 +30,10 @@ alembic_image=localhost/pgentry-example-alembic:latest
 base_image=localhost/pgentry:latest
 pg_image=localhost/pgentry-e2e-postgres:15
 redis_image=localhost/pgentry-e2e-redis:7
+static_image=localhost/pgentry-static:latest
+debian_image=docker.io/library/debian:bookworm-slim   # the debootstrap base (images.sh)
+static_busybox_image=localhost/pgentry-e2e-static-busybox:latest
+static_debian_image=localhost/pgentry-e2e-static-debian:latest
 kube_init=compose/kubernetes.yaml
 kube_every=compose/kubernetes-every-replica-migrates.yaml
 secret=pgentry-example-db         # the name the Kubernetes manifests refer to
@@ -281,9 +286,9 @@ scenario_image() {
     out=$(pm run --rm --entrypoint pgentry "$base_image" --version)
     [[ "$out" == "pgentry "*+g* ]] || fail "the image does not say which commit it is: $out"
     ok "says which commit it was built from: $out"
-    out=$(pm run --rm --entrypoint ls "$base_image" /app/migrations)
-    grep -qx 0001_initial_schema.up.sql <<<"$out" || fail "migrations not in /app/migrations: $out"
-    ok "migrations in /app/migrations (PGENTRY_MIGRATIONS)"
+    out=$(pm run --rm --entrypoint ls "$app_image" /app/migrations)
+    grep -qx 0001_initial_schema.up.sql <<<"$out" || fail "migrations not in the example's /app/migrations: $out"
+    ok "the example image has its migrations in /app/migrations (PGENTRY_MIGRATIONS)"
     out=$(pm run --rm --entrypoint sh "$base_image" -c 'command -v cc gcc cmake make || true')
     [ -z "$out" ] || fail "build tools in the runtime image: $out"
     ok "no compiler or build tools in the runtime image"
@@ -292,12 +297,38 @@ scenario_image() {
     ok "every shared library resolves: $(awk '/=>/ { print $1 }' <<<"$out" |
         grep -E 'libpq|libev|libcurl|libcrypto' | tr '\n' ' ')"
     local rc=0
-    out=$(pm run --rm "$base_image" 2>&1) || rc=$?
+    out=$(pm run --rm "$app_image" 2>&1) || rc=$?
     [ "$rc" = 78 ] && grep -q 'migration files are present but no database is configured' <<<"$out" ||
         fail "no DATABASE_URL: expected exit 78 and a configuration error, got $rc: $out"
-    ok "without DATABASE_URL it refuses to skip the migrations (exit 78)"
+    ok "the example without DATABASE_URL refuses to skip its migrations (exit 78)"
     note "$(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
         grep -E '^localhost/pgentry(-example)?(-alembic)?:latest' | tr '\n' ';' | sed 's/;$//')"
+}
+
+# The generic base image carries no migrations of the example: an image built FROM it has
+# exactly its own in /app/migrations, and pgentry finds them there by default.
+scenario_base_image() {
+    local env out ctx tag=localhost/$run-user-image:latest
+    env=$(podman image inspect "$base_image" --format '{{json .Config.Env}}')
+    if grep -q PGENTRY_MIGRATIONS <<<"$env"; then fail "the base image sets PGENTRY_MIGRATIONS: $env"; fi
+    pm run --rm --entrypoint sh "$base_image" -c 'test ! -e /app/migrations' ||
+        fail "the base image has /app/migrations: $(pm run --rm --entrypoint ls "$base_image" -R /app/migrations 2>&1)"
+    ok "the base image has no /app/migrations and no PGENTRY_MIGRATIONS"
+    ctx=$(mktemp -d "$logdir/user-image.XXXXXX")
+    mkdir "$ctx/migrations"
+    echo 'CREATE TABLE user_things (id bigint PRIMARY KEY);' >"$ctx/migrations/0001_user_things.up.sql"
+    printf 'FROM %s\nCOPY migrations /app/migrations\n' "$base_image" >"$ctx/Containerfile"
+    timeout 300 podman build --format docker -q -t "$tag" "$ctx" >"$logdir/user-image.log" 2>&1 ||
+        fail "building an image FROM pgentry failed: $(tail -5 "$logdir/user-image.log")"
+    out=$(pm run --rm --entrypoint ls "$tag" /app/migrations)
+    [ "$out" = 0001_user_things.up.sql ] || fail "FROM pgentry + COPY migrations: /app/migrations holds $out"
+    ok "FROM pgentry + COPY migrations /app/migrations: only the user's file is there"
+    local rc=0
+    out=$(pm run --rm "$tag" 2>&1) || rc=$?
+    [ "$rc" = 78 ] && grep -q 'migration files are present' <<<"$out" ||
+        fail "expected exit 78 for migrations without a database, got $rc: $out"
+    ok "pgentry finds them at the default ./migrations (WORKDIR /app): no database is exit 78"
+    pm rmi -f "$tag" >/dev/null 2>&1 || true
 }
 
 # A pod with PostgreSQL and the backend: migrations applied, uvicorn serving, health endpoint.
@@ -573,6 +604,106 @@ scenario_compose() {
     ok "podman-compose stop: backend exited 0 after $((SECONDS - t))s"
     env "${envs[@]}" timeout 120 podman-compose -p "$proj" -f compose/docker-compose.yml down -v \
         >>"$logdir/compose-up.log" 2>&1 || fail "podman-compose down failed"
+}
+# static_stack NAME IMAGE: a network NAME, PostgreSQL NAME-pg on it, and IMAGE as NAME-app,
+# which reaches PostgreSQL by its container name (DNS of podman's network). Returns once
+# `pgentry healthcheck` inside the application container says healthy.
+static_stack() {
+    local net=$1 pg=$1-pg app=$1-app
+    pm network create --internal "$net" >/dev/null
+    start_pg "$pg" --network "$net"
+    # The backend first: pgentry waits for the name to resolve and the server to accept work.
+    pm run -d --name "$app" --network "$net" --label "pgentry-e2e=$run" \
+        -e DATABASE_URL="postgres://app:$password@$pg:5432/app" -e PGENTRY_WAIT_TIMEOUT=150s \
+        "$2" >/dev/null
+    wait_for 180 "pgentry healthcheck healthy in $app" pm exec "$app" /usr/local/bin/pgentry healthcheck
+    keep_logs "$app"
+}
+
+# stop_static APP EXPECTED_CODE: podman stop; pgentry forwards TERM and exits with the app's code.
+stop_static() {
+    local t=$SECONDS code
+    pm stop -t 20 "$1" >/dev/null
+    code=$(exit_code "$1")
+    keep_logs "$1"
+    [ "$code" = "$2" ] || fail "container exit code $code after podman stop, expected $2: $(tail -3 "$logdir/$1.log")"
+    [ $((SECONDS - t)) -lt 15 ] || fail "stop took $((SECONDS - t))s (killed?)"
+    grep -Eq 'command (exited|was killed)' "$logdir/$1.log" || fail "pgentry did not report how the command ended"
+    ok "podman stop: exit $code after $((SECONDS - t))s; $(grep -Eo 'command (exited|was killed).*' "$logdir/$1.log" | tail -1 | cut -c1-70)"
+}
+
+# The static binary FROM scratch, with Debian's busybox-static as the application.
+scenario_static_scratch() {
+    local name=$run-sscratch app=$run-sscratch-app pg=$run-sscratch-pg out
+    out=$(podman image inspect "$static_image" --format '{{.RootFS.Layers}} {{json .Config.Entrypoint}}')
+    [ "$(wc -w <<<"${out%% *}")" = 1 ] || fail "pgentry-static has more than one layer: $out"
+    out=$(podman image save "$static_image" 2>/dev/null | tar -xO --wildcards '*.tar' 2>/dev/null | tar -t 2>/dev/null || true)
+    [ "$out" = pgentry ] || fail "pgentry-static holds more than /pgentry: $(tr '\n' ' ' <<<"$out")"
+    ok "pgentry-static (FROM scratch) holds only /pgentry"
+    out=$(pm run --rm --entrypoint /usr/local/bin/pgentry "$static_busybox_image" --version)
+    ok "in a scratch image: $out"
+    static_stack "$name" "$static_busybox_image"
+    ok "pgentry healthcheck: healthy (waited for PostgreSQL at $pg by name)"
+    grep -q 'migration applied.*migration=0001' "$logdir/$app.log" || fail "no 'migration applied' line"
+    [ "$(sql "$pg" app 'SELECT version FROM pgentry_migrations')" = 1 ] || fail "history table"
+    ok "migration 0001 applied and recorded"
+    out=$(pm exec "$app" /bin/busybox wget -q -O - http://127.0.0.1:8000/) || fail "busybox httpd does not answer"
+    [ "$out" = 'hello from busybox httpd' ] || fail "busybox httpd answered: $out"
+    out=$(pm exec "$app" /bin/busybox wget -q -O - http://127.0.0.1:8081/status)
+    grep -q '"phase": *"running"' <<<"$out" || fail "/status: $out"
+    ok "busybox httpd serves under pgentry; /status phase running"
+    no_password_in "$logdir/$app.log"
+    # busybox httpd does not catch SIGTERM: it dies of it, and pgentry exits 128+15.
+    stop_static "$app" 143
+}
+
+# The static binary on the bare Debian base: no PostgreSQL client, curl, libpq, libcurl or libev.
+scenario_static_debian() {
+    local name=$run-sdeb app=$run-sdeb-app pg=$run-sdeb-pg out
+    out=$(pm run --rm --entrypoint bash "$static_debian_image" -c \
+        'command -v psql pg_isready curl; ls /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu 2>/dev/null | grep -E "^lib(pq|curl|ev)\.so"' || true)
+    [ -z "$out" ] || fail "the bare base has: $out"
+    ok "the image has no psql, pg_isready, curl, libpq, libcurl or libev"
+    static_stack "$name" "$static_debian_image"
+    ok "pgentry healthcheck: healthy (waited for PostgreSQL at $pg by name)"
+    grep -q 'migration applied.*migration=0001' "$logdir/$app.log" || fail "no 'migration applied' line"
+    [ "$(sql "$pg" app 'SELECT version FROM pgentry_migrations')" = 1 ] || fail "history table"
+    ok "migration 0001 applied and recorded"
+    grep -q 'app: running' "$logdir/$app.log" || fail "the application did not start"
+    no_password_in "$logdir/$app.log"
+    # The application traps SIGTERM and exits 0: so does pgentry.
+    stop_static "$app" 0
+    grep -q 'app: stopping' "$logdir/$app.log" || fail "the application did not get SIGTERM"
+    ok "the application got SIGTERM from pgentry and stopped"
+}
+# scripts/package.sh: the .deb of the static binary installs with dpkg into the bare Debian
+# base (with the slim image's man-page exclusion lifted, as on a full system) and works there.
+scenario_deb() {
+    local out deb
+    rm -f dist/pgentry_*_amd64.deb
+    out=$(scripts/package.sh 2>&1) || fail "scripts/package.sh failed: $out"
+    deb=$(ls dist/pgentry_*_amd64.deb)
+    ok "$(grep -o 'wrote .*' <<<"$out")"
+    grep -q 'lintian: no error or warning' <<<"$out" || fail "lintian did not pass: $out"
+    ok "lintian: no error or warning"
+    out=$(pm run --rm --network none -v "$root/dist:/dist:ro" --entrypoint bash "$debian_image" -c '
+        set -e
+        rm -f /etc/dpkg/dpkg.cfg.d/slim
+        dpkg -i /dist/'"${deb#dist/}"' >/dev/null
+        pgentry --version
+        test -f /usr/share/man/man1/pgentry.1.gz && echo man-page-installed
+        zcat /usr/share/man/man1/pgentry.1.gz | grep -c "^\.SH" | sed "s/^/man-sections=/"
+        test -f /usr/share/doc/pgentry/copyright && echo copyright-installed
+        dpkg -s pgentry | sed -n "s/^Status: //p"
+        dpkg --purge pgentry >/dev/null
+        test ! -e /usr/bin/pgentry && echo purged' 2>&1) || fail "dpkg -i in the bare base failed: $out"
+    grep -q '^pgentry ' <<<"$out" || fail "pgentry --version after dpkg -i: $out"
+    ok "dpkg -i in the bare Debian base; /usr/bin/pgentry runs: $(grep '^pgentry ' <<<"$out")"
+    grep -qx man-page-installed <<<"$out" && grep -qx copyright-installed <<<"$out" ||
+        fail "man page or copyright not installed: $out"
+    ok "/usr/share/man/man1/pgentry.1.gz ($(grep -o 'man-sections=.*' <<<"$out" | cut -d= -f2) sections) and the copyright file installed"
+    grep -qx 'install ok installed' <<<"$out" && grep -qx purged <<<"$out" || fail "dpkg status or purge: $out"
+    ok "dpkg -s: install ok installed; dpkg --purge removes it"
 }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -60,9 +60,14 @@ int pge_supervisor_start(struct pge_supervisor *s, struct pge_outcome *out, char
  * exited, signals are no longer forwarded (the remaining processes are being stopped). */
 void pge_supervisor_signal(struct pge_supervisor *s, int signo);
 
+/* Whether signo asks pgentry to stop (TERM, INT or QUIT), in every phase. Pure. */
+int pge_supervisor_is_stop_signal(int signo);
+
 /* Whether supervision is in progress: from pge_supervisor_start until the callback has run
  * (signals belong to the supervisor during that time). */
 int pge_supervisor_active(const struct pge_supervisor *s);
+
+/* pge_supervisor_exec and pge_supervisor_spawn live in spawn.c, with COMMAND's own fork. */
 
 /* --exec: replace the process with COMMAND (after switching to opts->account, default
  * dispositions, empty mask). Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC,

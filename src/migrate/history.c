@@ -1,0 +1,195 @@
+/* Read the history table, plan the operation against it, and hand over to the next stage. */
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgentry/common/log.h"
+#include "pgentry/migrate/report.h"
+
+static void after_history(struct pge_migrate *m);
+
+static void publish(struct pge_migrate *m)
+{
+    struct pge_runstate *st = m->o.state;
+    if (!st)
+        return;
+    st->mig.known = 1;
+    snprintf(st->mig.current, sizeof st->mig.current, "%s", m->plan.head_text);
+    st->mig.applied =
+        (unsigned)(m->plan.states[PGE_MIGPLAN_IS_APPLIED] + m->plan.states[PGE_MIGPLAN_IS_DRIFT] +
+                   m->plan.states[PGE_MIGPLAN_IS_MISSING]);
+    st->mig.pending = (unsigned)(m->plan.states[PGE_MIGPLAN_IS_PENDING] +
+                                 m->plan.states[PGE_MIGPLAN_IS_OUT_OF_ORDER]);
+}
+
+static int load_rows(struct pge_migrate *m, PGresult *res)
+{
+    int n = PQntuples(res);
+    free(m->rows);
+    m->rows = calloc((size_t)n + 1, sizeof *m->rows);
+    if (!m->rows)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        m->rows[i].version = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        m->rows[i].name = PQgetvalue(res, i, 1);
+        m->rows[i].checksum = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
+        m->rows[i].applied_at = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
+    }
+    m->nrows = (size_t)n;
+    PQclear(m->hist);
+    m->hist = res;
+    return 0;
+}
+
+static void on_history(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_back(m, res, "reading the migration history"))
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* No table (or no schema) yet: nothing has been applied. */
+        if (st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0)) {
+            PQclear(res);
+            PQclear(m->hist);
+            m->hist = NULL;
+            m->nrows = 0;
+            after_history(m);
+            return;
+        }
+        pge_migrate_query_failed(m, res, "reading the migration history");
+        return;
+    }
+    if (load_rows(m, res) < 0) {
+        PQclear(res);
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    after_history(m);
+}
+
+void pge_migrate_read_history(struct pge_migrate *m)
+{
+    char sql[512];
+    if (!m->conn) {
+        m->nrows = 0;
+        after_history(m);
+        return;
+    }
+    snprintf(sql, sizeof sql,
+             "SELECT version, name, checksum, applied_at::text FROM %s ORDER BY version",
+             m->qtable);
+    pge_migrate_send(m, sql, 0, NULL, on_history);
+}
+
+static void warn_ahead(const struct pge_migrate *m)
+{
+    for (size_t i = 0; i < m->plan.nahead; i++)
+        pge_warn("database has a migration these files do not know (a newer release applied "
+                 "it?): continuing",
+                 PGE_STR("version", m->plan.ahead[i].version_text),
+                 PGE_STR("name", m->plan.ahead[i].name));
+}
+
+/* Plan m->op against the rows read. Returns 0, or -1 after reporting and aborting. */
+static int make_plan(struct pge_migrate *m)
+{
+    char err[1024];
+    enum pge_migplan_result r;
+    const struct pge_migset *f = m->o.files;
+
+    pge_migplan_free(&m->plan);
+    switch (m->op) {
+    case PGE_MIGRATE_UPGRADE:
+    case PGE_MIGRATE_WAIT:
+        r = pge_migplan_upgrade(&m->plan, f, m->rows, m->nrows,
+                                m->op == PGE_MIGRATE_WAIT ? NULL : m->target, err, sizeof err);
+        break;
+    case PGE_MIGRATE_DOWNGRADE:
+        r = pge_migplan_downgrade(&m->plan, f, m->rows, m->nrows, m->target, err, sizeof err);
+        break;
+    case PGE_MIGRATE_STAMP:
+        r = pge_migplan_stamp(&m->plan, f, m->rows, m->nrows, m->target, err, sizeof err);
+        break;
+    case PGE_MIGRATE_VERIFY:
+        r = pge_migplan_verify(&m->plan, f, m->rows, m->nrows, err, sizeof err);
+        break;
+    default:
+        r = pge_migplan_history(&m->plan, f, m->rows, m->nrows, err, sizeof err);
+        break;
+    }
+    if (r != PGE_MIGPLAN_OK) {
+        pge_error(err);
+        pge_migrate_abort(m, PGE_OUTCOME(pge_migplan_outcome(r), 0));
+        return -1;
+    }
+    return 0;
+}
+
+/* The read-only reports: print and finish. Returns 0 when m->op is not one of them. */
+static int report(struct pge_migrate *m)
+{
+    switch (m->op) {
+    case PGE_MIGRATE_CURRENT:
+        printf("%s\n", m->plan.head_text);
+        break;
+    case PGE_MIGRATE_HISTORY:
+    case PGE_MIGRATE_STATUS:
+        pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table);
+        break;
+    case PGE_MIGRATE_VERIFY:
+        printf("ok: every applied migration matches its file (%zu applied)\n",
+               m->plan.states[PGE_MIGPLAN_IS_APPLIED]);
+        break;
+    default:
+        return 0;
+    }
+    fflush(stdout);
+    pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_OK, 0));
+    return 1;
+}
+
+static void after_history(struct pge_migrate *m)
+{
+    if (make_plan(m) < 0)
+        return;
+    if (!m->rereading)
+        warn_ahead(m);
+    publish(m);
+    if (m->o.state && m->op == PGE_MIGRATE_UPGRADE)
+        m->o.state->mig.pending = (unsigned)m->plan.count;
+    if (report(m))
+        return;
+    if (m->op == PGE_MIGRATE_WAIT) {
+        pge_migrate_wait_step(m);
+        return;
+    }
+
+    /* upgrade, downgrade, stamp */
+    if (m->o.sql_only) {
+        if (m->op == PGE_MIGRATE_STAMP)
+            pge_migrate_stamp(m, stdout);
+        else
+            pge_migrate_print_sql(m);
+        return;
+    }
+    if (m->plan.count == 0) {
+        /* The fast path: nothing to do, no lock taken (or, re-read under it, nothing left). */
+        if (m->op == PGE_MIGRATE_UPGRADE)
+            pge_info("database is up to date", PGE_STR("version", m->plan.head_text));
+        else
+            pge_info("nothing to do", PGE_STR("version", m->plan.head_text));
+        pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
+    if (!m->locked) {
+        pge_migrate_start_lock(m);
+        return;
+    }
+    if (m->op == PGE_MIGRATE_STAMP)
+        pge_migrate_stamp(m, NULL);
+    else
+        pge_migrate_apply_plan(m);
+}

@@ -1,0 +1,193 @@
+/* The advisory lock: poll for it, report who holds it, prepare the session, release it. */
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgentry/common/log.h"
+#include "pgentry/migrate/histsql.h"
+
+static void try_lock(struct pge_migrate *m);
+static void locked(struct pge_migrate *m);
+static void after_session_kept(struct pge_migrate *m);
+
+static void on_unlocked(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    int held = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+               strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    m->locked = 0;
+    if (!held && m->op == PGE_MIGRATE_COMMAND && m->pending.kind == PGE_OUT_OK) {
+        /* Our own migrations are protected by the history's primary key even then; an
+         * external command is not: it may have run next to another one. */
+        pge_error("the migration lock was not held any more when the migrate command ended: "
+                  "another instance may have migrated at the same time; not starting the app");
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
+    pge_migrate_finish(m, m->pending);
+}
+
+/* Release the lock (if held) and report out. The lock is session-level: closing the
+ * connection would release it too, but an explicit unlock lets waiting replicas go at once. */
+void pge_migrate_release(struct pge_migrate *m, struct pge_outcome out)
+{
+    m->pending = out;
+    if (m->locked && m->q && !pge_pgquery_busy(m->q) && PQstatus(m->conn) == CONNECTION_OK) {
+        char sql[256];
+        /* Replicas in --wait-migrations LISTEN: tell them once, when the work is done. */
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock((%s::bigint << 32) | %s::bigint)%s",
+                 m->classid, m->objid, m->applied_now ? "; NOTIFY " NOTIFY_CHANNEL : "");
+        if (pge_pgquery_send(m->q, sql, -1, NULL, on_unlocked, m) == 0)
+            return;
+    }
+    pge_migrate_finish(m, out);
+}
+
+static void on_timer_try_lock(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    try_lock(w->data);
+}
+
+void pge_migrate_lock_init(struct pge_migrate *m)
+{
+    ev_init(&m->timer, on_timer_try_lock);
+    m->timer.data = m;
+    pge_throttle_init(&m->holder_log, FIRST_REPEAT_LOG, MAX_REPEAT_LOG);
+}
+
+static void on_holder(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    int64_t now = now_ms(), delay = 0;
+    char sig[256], d1[32];
+    if (!pge_migrate_result_back(m, res, "looking up the migration lock holder"))
+        return;
+    /* No row: the holder let go between our two queries; just try again. */
+    int known = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+    enum pge_throttle_verdict seen = PGE_THROTTLE_QUIET;
+    if (known) {
+        snprintf(sig, sizeof sig, "%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        seen = pge_throttle_should_log(&m->holder_log, sig, now);
+    }
+    if (seen != PGE_THROTTLE_QUIET) {
+        int changed = seen == PGE_THROTTLE_CHANGED;
+        char *bar = strchr(sig, '|');
+        *bar = '\0';
+        pge_info(
+            changed ? "waiting for the migration lock" : "still waiting for the migration lock",
+            PGE_STR("holder_backend_pid", sig), PGE_STR("holder", bar + 1),
+            PGE_MS("waited", now - m->lock_started_ms),
+            PGE_STR("time_left", m->o.lock_wait_ms
+                                     ? pge_log_fmt_ms(m->lock_started_ms + m->o.lock_wait_ms - now,
+                                                      d1, sizeof d1)
+                                     : "forever"));
+    }
+    PQclear(res);
+    int64_t deadline = m->o.lock_wait_ms ? m->lock_started_ms + m->o.lock_wait_ms : 0;
+    if (pge_backoff_next(&m->backoff, now, deadline, &delay) == PGE_BACKOFF_EXPIRED) {
+        pge_error("gave up waiting for the migration lock (--lock-wait): another pgentry is "
+                  "migrating this database",
+                  PGE_MS("waited", now - m->lock_started_ms));
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_LOCK_TIMEOUT, 0));
+        return;
+    }
+    pge_migrate_set_timer(m, on_timer_try_lock, delay);
+    ev_timer_start(m->loop, &m->timer);
+}
+
+static void on_try_lock(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+        strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        m->locked = 1;
+    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "taking the migration lock"))
+        return;
+    PQclear(res);
+    if (m->locked) {
+        int64_t waited = now_ms() - m->lock_started_ms;
+        if (m->o.state)
+            m->o.state->mig.lock_wait_ms += waited;
+        if (m->holder_log.seen)
+            pge_info("migration lock obtained", PGE_MS("waited", waited));
+        else
+            pge_debug("migration lock obtained", PGE_MS("waited", waited));
+        locked(m);
+        return;
+    }
+    /* Busy: say who holds it (pg_locks shows an advisory bigint key as classid/objid). */
+    const char *params[2] = {m->classid, m->objid};
+    pge_migrate_send(
+        m,
+        "SELECT a.pid::text, coalesce(nullif(a.application_name, ''), 'unknown') || ' from ' || "
+        "coalesce(host(a.client_addr), 'local socket') FROM pg_locks l JOIN pg_stat_activity a "
+        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT "
+        "oid FROM pg_database WHERE datname = current_database()) AND l.classid = $1::oid AND "
+        "l.objid = $2::oid AND l.objsubid = 1 LIMIT 1",
+        2, params, on_holder);
+}
+
+/* pg_try_advisory_lock polled with backoff: a blocked pg_advisory_lock waiter would deadlock
+ * with the holder's CREATE INDEX CONCURRENTLY, which waits for every open transaction. */
+static void try_lock(struct pge_migrate *m)
+{
+    const char *params[2] = {m->classid, m->objid};
+    pge_migrate_send(m, "SELECT pg_try_advisory_lock(($1::bigint << 32) | $2::bigint)", 2, params,
+                     on_try_lock);
+}
+
+void pge_migrate_start_lock(struct pge_migrate *m)
+{
+    m->lock_started_ms = now_ms();
+    pge_backoff_init(
+        &m->backoff, m->o.backoff_initial_ms,
+        m->o.backoff_max_ms > LOCK_POLL_MAX_MS ? m->o.backoff_max_ms : LOCK_POLL_MAX_MS, m->o.seed);
+    try_lock(m);
+}
+
+static void on_table_ready(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_ok(m, res, PGRES_COMMAND_OK, "creating the history table"))
+        return;
+    PQclear(res);
+    m->rereading = 1;
+    pge_migrate_read_history(m);
+}
+
+static void on_session_kept(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_back(m, res, "configuring the lock session"))
+        return;
+    /* A failure here (a pooler refusing SET, say) is not worth stopping for. */
+    PQclear(res);
+    after_session_kept(m);
+}
+
+/* The lock lives as long as the session: a server-side idle timeout (PostgreSQL 14+) must not
+ * end it between two migrations or while --migrate-cmd works. */
+static void locked(struct pge_migrate *m)
+{
+    if (PQserverVersion(m->conn) >= 140000) {
+        pge_migrate_send(m, "SET idle_session_timeout = 0", -1, NULL, on_session_kept);
+        return;
+    }
+    after_session_kept(m);
+}
+
+static void after_session_kept(struct pge_migrate *m)
+{
+    struct pge_histsql_buf b = {0};
+    if (m->op == PGE_MIGRATE_COMMAND) {
+        pge_migrate_run_command(m);
+        return;
+    }
+    pge_histsql_create_table(&b, m->qtable);
+    pge_migrate_send_buf(m, &b, on_table_ready);
+}

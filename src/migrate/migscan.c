@@ -1,0 +1,331 @@
+/* Scan a migrations directory into a checked, sorted set of up/down file pairs. */
+#include "pgentry/migrate/migfile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pgentry/common/errbuf.h"
+#include "migfile_int.h"
+
+/* ---- Directory scan -------------------------------------------------------------------- */
+
+/* A directory entry that parsed as a migration name; n points into fname. */
+struct found {
+    char *fname;
+    struct pge_migfile_name n;
+};
+
+/* array with room for want elements (doubling), or NULL with array left as it was. */
+static void *grow(void *array, size_t *cap, size_t want, size_t elem)
+{
+    size_t ncap = *cap ? *cap : 8;
+    if (want <= *cap)
+        return array;
+    while (ncap < want)
+        ncap *= 2;
+    void *p = realloc(array, ncap * elem);
+    if (p)
+        *cap = ncap;
+    return p;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    const struct found *x = a, *y = b;
+    if (x->n.version != y->n.version)
+        return x->n.version < y->n.version ? -1 : 1;
+    if (x->n.down != y->n.down)
+        return x->n.down - y->n.down;
+    return strcmp(x->fname, y->fname);
+}
+
+void pge_migfile_set_free(struct pge_migset *set)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; i < set->count; i++) {
+        free(set->items[i].version_text);
+        free(set->items[i].name);
+        free(set->items[i].up_path);
+        free(set->items[i].down_path);
+    }
+    free(set->items);
+    for (size_t i = 0; i < set->nignored; i++)
+        free(set->ignored[i]);
+    free(set->ignored);
+    memset(set, 0, sizeof *set);
+}
+
+long pge_migfile_set_find(const struct pge_migset *set, int64_t version)
+{
+    size_t lo = 0, hi = set->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set->items[mid].version == version)
+            return (long)mid;
+        if (set->items[mid].version < version)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* Why opendir(dir) failed (errno), in err; the result to return. */
+static enum pge_migfile_result open_failed(const char *dir, char *err, size_t errsize)
+{
+    if (errno == ENOENT) {
+        pge_errbuf_set(err, errsize,
+                       "migrations directory %s does not exist: create it or point --migrations "
+                       "(PGENTRY_MIGRATIONS) at it",
+                       dir);
+        return PGE_MIGFILE_NO_DIR;
+    }
+    if (errno == ENOTDIR) {
+        pge_errbuf_set(err, errsize,
+                       "%s is not a directory: point --migrations (PGENTRY_MIGRATIONS) at the "
+                       "migrations directory",
+                       dir);
+        return PGE_MIGFILE_NOT_DIR;
+    }
+    pge_errbuf_set(err, errsize, "cannot read migrations directory %s: %s: fix its permissions",
+                   dir, strerror(errno));
+    return PGE_MIGFILE_UNREADABLE;
+}
+
+/* Append a copy of nm to set->ignored (room tracked in *icap). -1 when out of memory. */
+static int add_ignored(struct pge_migset *set, size_t *icap, const char *nm)
+{
+    char **ig = grow(set->ignored, icap, set->nignored + 1, sizeof *ig);
+    if (!ig)
+        return -1;
+    set->ignored = ig;
+    set->ignored[set->nignored] = strdup(nm);
+    if (!set->ignored[set->nignored])
+        return -1;
+    set->nignored++;
+    return 0;
+}
+
+/* Append a copy of the migration name nm to *found (room tracked in *cap). -1 when out of
+ * memory. */
+static int add_found(struct found **found, size_t *nfound, size_t *cap, const char *nm)
+{
+    struct found *fs = grow(*found, cap, *nfound + 1, sizeof *fs);
+    if (!fs)
+        return -1;
+    *found = fs;
+    struct found *f = &(*found)[*nfound];
+    f->fname = strdup(nm);
+    if (!f->fname)
+        return -1;
+    (*nfound)++;
+    /* Parse the copy again so the name's pointers point into memory we keep. */
+    pge_migfile_parse_name(f->fname, strlen(f->fname), &f->n);
+    return 0;
+}
+
+/* Read the directory: migration names into *found, everything else into set->ignored. A
+ * malformed name is remembered (the smallest, so the message does not depend on readdir order)
+ * and reported once the directory is closed. */
+static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
+                                        struct found **found, size_t *nfound, char *err,
+                                        size_t errsize)
+{
+    enum pge_migfile_result rc = PGE_MIGFILE_SYSTEM; /* a bare goto out: out of memory */
+    size_t cap = 0, icap = 0;
+    char *bad = NULL;
+    const char *bad_why = NULL;
+    struct dirent *de;
+    DIR *d = opendir(dir);
+
+    if (!d) {
+        rc = open_failed(dir, err, errsize);
+        goto out;
+    }
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
+        const char *nm = de->d_name;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+            continue;
+        struct pge_migfile_name n;
+        enum pge_migfile_name_result pr = pge_migfile_parse_name(nm, strlen(nm), &n);
+        if (pr == PGE_MIGFILE_NAME_MALFORMED) {
+            if (!bad || strcmp(nm, bad) < 0) {
+                free(bad);
+                bad = strdup(nm);
+                bad_why = n.why;
+                if (!bad)
+                    goto out;
+            }
+            continue;
+        }
+        if (pr == PGE_MIGFILE_NAME_OTHER ? add_ignored(set, &icap, nm) < 0
+                                         : add_found(found, nfound, &cap, nm) < 0)
+            goto out;
+    }
+    if (errno != 0) {
+        pge_errbuf_set(err, errsize, "cannot read migrations directory %s: %s: fix its permissions",
+                       dir, strerror(errno));
+        rc = PGE_MIGFILE_UNREADABLE;
+        goto out;
+    }
+    if (bad) {
+        char *path = pge_migfile_join(dir, bad);
+        pge_errbuf_set(err, errsize,
+                       "%s: %s: rename it to NNNN_name.up.sql / NNNN_name.down.sql (or remove it)",
+                       path ? path : bad, bad_why);
+        free(path);
+        rc = PGE_MIGFILE_BAD_NAME;
+        goto out;
+    }
+    rc = PGE_MIGFILE_OK;
+out:
+    /* Every other failure has said what it was; SYSTEM here can only be memory. */
+    if (rc == PGE_MIGFILE_SYSTEM)
+        pge_errbuf_set(err, errsize, "out of memory while reading %s", dir);
+    free(bad);
+    if (d)
+        closedir(d);
+    return rc;
+}
+
+/* Check one version's files, found[0..n) sorted ups first: exactly one .up.sql, at most one
+ * .down.sql, named alike. */
+static enum pge_migfile_result check_group(const char *dir, const struct found *g, size_t n,
+                                           char *err, size_t errsize)
+{
+    enum pge_migfile_result rc = PGE_MIGFILE_OK;
+    char *a = NULL, *b = NULL;
+    size_t ups = 0;
+
+    while (ups < n && !g[ups].n.down)
+        ups++;
+    if (ups >= 2 || n - ups >= 2) {
+        size_t i = ups >= 2 ? 0 : ups;
+        a = pge_migfile_join(dir, g[i].fname);
+        b = pge_migfile_join(dir, g[i + 1].fname);
+        pge_errbuf_set(err, errsize,
+                       "%s and %s both have version %" PRId64 ": renumber or remove one of them",
+                       a ? a : g[i].fname, b ? b : g[i + 1].fname, g[i].n.version);
+        rc = PGE_MIGFILE_DUPLICATE;
+    } else if (ups == 0) {
+        a = pge_migfile_join(dir, g[0].fname);
+        pge_errbuf_set(
+            err, errsize,
+            "%s has no matching %.*s_%.*s.up.sql: add the .up.sql or remove the .down.sql",
+            a ? a : g[0].fname, (int)g[0].n.version_len, g[0].n.version_text, (int)g[0].n.slug_len,
+            g[0].n.slug);
+        rc = PGE_MIGFILE_ORPHAN_DOWN;
+    } else if (n == 2 && (g[0].n.version_len != g[1].n.version_len ||
+                          memcmp(g[0].n.version_text, g[1].n.version_text, g[0].n.version_len) ||
+                          g[0].n.slug_len != g[1].n.slug_len ||
+                          memcmp(g[0].n.slug, g[1].n.slug, g[0].n.slug_len))) {
+        a = pge_migfile_join(dir, g[0].fname);
+        b = pge_migfile_join(dir, g[1].fname);
+        pge_errbuf_set(
+            err, errsize,
+            "%s and %s have the same version but different names: rename the .down.sql to "
+            "%.*s.down.sql",
+            a ? a : g[0].fname, b ? b : g[1].fname, (int)(strlen(g[0].fname) - strlen(".up.sql")),
+            g[0].fname);
+        rc = PGE_MIGFILE_MISMATCH;
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* Fill one item from its group: copies of the names, paths, checksum and transaction marks. */
+static enum pge_migfile_result load_item(const char *dir, const struct found *g, size_t n,
+                                         struct pge_migfile *m, char *err, size_t errsize)
+{
+    enum pge_migfile_result rc;
+    char *text = NULL;
+    size_t len;
+
+    m->version = g[0].n.version;
+    m->version_text = strndup(g[0].n.version_text, g[0].n.version_len);
+    m->name = strndup(g[0].n.slug, g[0].n.slug_len);
+    m->up_path = pge_migfile_join(dir, g[0].fname);
+    if (n == 2)
+        m->down_path = pge_migfile_join(dir, g[1].fname);
+    if (!m->version_text || !m->name || !m->up_path || (n == 2 && !m->down_path)) {
+        pge_errbuf_set(err, errsize, "out of memory while reading %s", dir);
+        rc = PGE_MIGFILE_SYSTEM;
+        goto out;
+    }
+    rc = pge_migfile_read(m->up_path, &text, &len, m->checksum, err, errsize);
+    if (rc != PGE_MIGFILE_OK)
+        goto out;
+    m->no_transaction = pge_migfile_no_transaction(text, len);
+    free(text);
+    text = NULL;
+    if (m->down_path) {
+        rc = pge_migfile_read(m->down_path, &text, &len, NULL, err, errsize);
+        if (rc != PGE_MIGFILE_OK)
+            goto out;
+        m->down_no_transaction = pge_migfile_no_transaction(text, len);
+    }
+out:
+    free(text);
+    return rc;
+}
+
+enum pge_migfile_result pge_migfile_scan(const char *dir, struct pge_migset *set, char *err,
+                                         size_t errsize)
+{
+    enum pge_migfile_result rc;
+    struct found *found = NULL;
+    size_t nfound = 0, ngroups = 0;
+
+    memset(set, 0, sizeof *set);
+    rc = list_dir(dir, set, &found, &nfound, err, errsize);
+    if (rc != PGE_MIGFILE_OK)
+        goto out;
+    if (nfound)
+        qsort(found, nfound, sizeof *found, cmp_found);
+    /* Every name is checked before any file is read: a naming mistake is the likelier one. */
+    for (size_t i = 0, j; i < nfound; i = j) {
+        for (j = i + 1; j < nfound && found[j].n.version == found[i].n.version; j++)
+            ;
+        rc = check_group(dir, found + i, j - i, err, errsize);
+        if (rc != PGE_MIGFILE_OK)
+            goto out;
+        ngroups++;
+    }
+    if (ngroups) {
+        set->items = calloc(ngroups, sizeof *set->items);
+        if (!set->items) {
+            pge_errbuf_set(err, errsize, "out of memory while reading %s", dir);
+            rc = PGE_MIGFILE_SYSTEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0, j; i < nfound; i = j) {
+        for (j = i + 1; j < nfound && found[j].n.version == found[i].n.version; j++)
+            ;
+        /* Counted before loading so that a failure frees the partly filled item too. */
+        set->count++;
+        rc = load_item(dir, found + i, j - i, &set->items[set->count - 1], err, errsize);
+        if (rc != PGE_MIGFILE_OK)
+            goto out;
+    }
+out:
+    for (size_t i = 0; i < nfound; i++)
+        free(found[i].fname);
+    free(found);
+    if (rc != PGE_MIGFILE_OK)
+        pge_migfile_set_free(set);
+    return rc;
+}

@@ -1,0 +1,211 @@
+/* Fork and exec COMMAND as an init must: own process group, default dispositions, original mask. */
+#include "pgentry/supervise/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "pgentry/common/errbuf.h"
+#include "pgentry/common/log.h"
+#include "pgentry/supervise/supervisor.h"
+
+extern char **environ;
+
+/* Default dispositions for everything. Called with every signal blocked, so nothing can be
+ * delivered to a handler inherited from the parent (libev's would write to the parent's
+ * wake-up pipe). sigaction fails with EINVAL for KILL, STOP and the C library's internal
+ * signals: that is expected and harmless. */
+static void reset_dispositions(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL);
+}
+
+/* The mask pgentry was started with, as a shell would hand it on (CONTRACT.md); NULL: empty. */
+static void restore_mask(const sigset_t *mask)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, mask ? mask : &none, NULL);
+}
+
+/* fork() with every signal blocked across it: nothing may reach an inherited handler in the
+ * child before it resets them. The child returns with everything still blocked; errno is the
+ * fork's. */
+static pid_t fork_blocked(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0)
+        return 0;
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return pid;
+}
+
+/* Both sides set the group so that a signal sent right away already reaches it. EACCES: the
+ * child has exec'd, so it did it itself. */
+static void parent_setpgid(pid_t pid)
+{
+    int e = errno;
+    if (setpgid(pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+        pge_debug("setpgid", PGE_STR("error", strerror(errno)));
+    errno = e;
+}
+
+static void report_and_exit(int fd, int stage, int e, const char *step, int code)
+{
+    struct pge_spawn_report r;
+    memset(&r, 0, sizeof r);
+    r.stage = stage;
+    r.err = e;
+    if (step)
+        strncpy(r.step, step, sizeof r.step - 1);
+    /* A short or failed write leaves the parent with the exit code alone: still correct. */
+    ssize_t w = write(fd, &r, sizeof r);
+    (void)w;
+    _exit(code);
+}
+
+/* In the forked child: only async-signal-safe calls from here to exec. */
+static void child_exec(const struct pge_spawn_cmd *c, int fd)
+{
+    const char *step = NULL;
+
+    if (setpgid(0, 0) < 0)
+        report_and_exit(fd, PGE_SPAWN_STAGE_EXEC, errno, "setpgid", 126);
+    reset_dispositions();
+    /* SIGTTOU is still blocked, so a background group may take the terminal. The parent does
+     * the same; whichever runs first wins and the other is a no-op. */
+    if (c->tty_fd >= 0)
+        (void)tcsetpgrp(c->tty_fd, getpid());
+    if (c->account && pge_privdrop_apply(c->account, &step) < 0)
+        report_and_exit(fd, PGE_SPAWN_STAGE_USER, errno, step, 78);
+    restore_mask(c->orig_mask);
+    execvpe(c->argv[0], c->argv, c->envp);
+    int e = errno;
+    report_and_exit(fd, PGE_SPAWN_STAGE_EXEC, e, NULL, e == ENOENT ? 127 : 126);
+}
+
+pid_t pge_spawn_command(const struct pge_spawn_cmd *c, int *report_fd, char *err, size_t errsize)
+{
+    int p[2];
+
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        pge_errbuf_set(err, errsize, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork_blocked();
+    if (pid == 0) {
+        close(p[0]);
+        child_exec(c, p[1]);
+    }
+    int fork_errno = errno;
+    close(p[1]);
+    if (pid < 0) {
+        pge_errbuf_set(err, errsize, "fork: %s", strerror(fork_errno));
+        close(p[0]);
+        return -1;
+    }
+    parent_setpgid(pid);
+    if (c->tty_fd >= 0)
+        pge_spawn_give_terminal(c->tty_fd, pid);
+    if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0)
+        pge_debug("fcntl", PGE_STR("error", strerror(errno)));
+    *report_fd = p[0];
+    return pid;
+}
+
+static struct pge_outcome exec_failure(int e, const char *cmd, char *err, size_t errsize)
+{
+    if (e == ENOENT) {
+        pge_errbuf_set(err, errsize, "command not found: %s (check the name and PATH)", cmd);
+        return PGE_OUTCOME(PGE_OUT_NOT_FOUND, 127);
+    }
+    pge_errbuf_set(err, errsize, "cannot execute %s: %s", cmd, strerror(e));
+    return PGE_OUTCOME(PGE_OUT_CANNOT_EXEC, 126);
+}
+
+struct pge_outcome pge_spawn_failure(const struct pge_spawn_report *r, const char *user,
+                                     const char *cmd, char *err, size_t errsize)
+{
+    if (r->stage == PGE_SPAWN_STAGE_USER) {
+        pge_errbuf_set(err, errsize, "cannot switch to --user %s: %s: %s", user, r->step,
+                       strerror(r->err));
+        return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+    }
+    return exec_failure(r->err, cmd, err, errsize);
+}
+
+int pge_spawn_foreground_tty(void)
+{
+    if (!isatty(STDIN_FILENO))
+        return -1;
+    pid_t fg = tcgetpgrp(STDIN_FILENO);
+    return fg > 0 && fg == getpgrp() ? STDIN_FILENO : -1;
+}
+
+/* A background process group may then change the foreground instead of being sent SIGTTOU
+ * (which our handler would forward). */
+void pge_spawn_give_terminal(int fd, pid_t pgrp)
+{
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    pthread_sigmask(SIG_BLOCK, &ttou, &old);
+    if (tcsetpgrp(fd, pgrp) < 0)
+        pge_debug("could not hand over the terminal", PGE_INT("pgrp", pgrp),
+                  PGE_STR("error", strerror(errno)));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Declared in supervisor.h: the supervisor's way to start helpers and to exec in place. */
+pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
+                           const sigset_t *mask)
+{
+    pid_t pid = fork_blocked();
+    if (pid == 0) {
+        (void)setpgid(0, 0);
+        reset_dispositions();
+        restore_mask(mask);
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    if (pid > 0)
+        parent_setpgid(pid);
+    return pid;
+}
+
+struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, char *err,
+                                       size_t errsize)
+{
+    const struct pge_privdrop *c = opts->account;
+    const char *step = NULL;
+
+    if (c) {
+        if (pge_privdrop_apply(c, &step) < 0) {
+            pge_errbuf_set(err, errsize, "cannot switch to --user %s: %s: %s", opts->user, step,
+                           strerror(errno));
+            return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        }
+        if (setenv("HOME", c->home_var + strlen("HOME="), 1) < 0) {
+            pge_errbuf_set(err, errsize, "setenv HOME: %s", strerror(errno));
+            return PGE_OUTCOME(PGE_OUT_CONFIG, 0);
+        }
+    }
+    reset_dispositions();
+    restore_mask(opts->orig_mask);
+    execvp(opts->argv[0], opts->argv);
+    return exec_failure(errno, opts->argv[0], err, errsize);
+}

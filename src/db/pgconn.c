@@ -12,6 +12,7 @@
 #include "pgentry/common/log.h"
 #include "pgentry/db/pgcheck.h"
 #include "pgentry/db/pgquery.h"
+#include "pgentry/db/pgstart.h"
 #include "pgentry/net/resolve.h"
 
 #define ADDRS_PER_HOST 4
@@ -30,8 +31,6 @@ struct lookup {
     char error[160]; /* why the name did not resolve */
 };
 
-struct start_job;
-
 struct pge_pgconn {
     struct ev_loop *loop;
     struct pge_workqueue *off;
@@ -43,8 +42,8 @@ struct pge_pgconn {
     ev_timer kick;
     ev_io io;
     struct lookup lookups[PGE_CONNINFO_MAX_HOSTS];
-    size_t resolving;        /* lookups still running */
-    struct start_job *start; /* libpq starting the connection on a thread */
+    size_t resolving;          /* lookups still running */
+    struct pge_pgstart *start; /* libpq starting the connection on a thread */
     PGconn *conn;
     struct pge_pgquery *q;
     int64_t timeout_ms;
@@ -56,8 +55,6 @@ struct pge_pgconn {
     char failures[512]; /* "host:port: why; host:port: why" */
 };
 
-static void forget_start(struct pge_pgconn *c);
-
 static void stop_all(struct pge_pgconn *c)
 {
     ev_timer_stop(c->loop, &c->timer);
@@ -68,7 +65,8 @@ static void stop_all(struct pge_pgconn *c)
         c->lookups[i].r = NULL;
     }
     c->resolving = 0;
-    forget_start(c);
+    pge_pgstart_cancel(c->start);
+    c->start = NULL;
     pge_pgquery_free(c->q);
     c->q = NULL;
     if (c->fallback) {
@@ -446,86 +444,20 @@ static void resolve_and_connect(struct pge_pgconn *c)
 
 /* With a service file and no host of our own, only libpq knows the host: let it start the
  * connection (and resolve) on a worker thread; polling then continues on the loop. */
-struct start_job {
-    struct pge_workqueue_job job;
-    struct pge_pgconn *owner; /* NULL once the attempt is abandoned */
-    const char **kw;
-    const char **val;
-    PGconn *conn;
-};
-
-static void start_work(struct pge_workqueue_job *job)
+static void start_done(void *arg, PGconn *conn)
 {
-    struct start_job *j = (struct start_job *)job;
-    j->conn = PQconnectStartParams(j->kw, j->val, 0);
-}
-
-static void start_release(struct pge_workqueue_job *job)
-{
-    struct start_job *j = (struct start_job *)job;
-    if (j->conn)
-        PQfinish(j->conn);
-    free(j->kw);
-    free(j->val);
-    free(j);
-}
-
-static void start_done(struct pge_workqueue_job *job)
-{
-    struct start_job *j = (struct start_job *)job;
-    struct pge_pgconn *c = j->owner;
-    if (!c)
-        return;
+    struct pge_pgconn *c = arg;
     c->start = NULL;
-    PGconn *conn = j->conn;
-    j->conn = NULL;
     connection_started(c, conn);
-}
-
-static void forget_start(struct pge_pgconn *c)
-{
-    if (!c->start)
-        return;
-    c->start->owner = NULL;
-    pge_workqueue_cancel(&c->start->job);
-    c->start = NULL;
 }
 
 static void start_in_thread(struct pge_pgconn *c)
 {
-    const struct pge_conninfo *p = c->params;
-    struct start_job *j = calloc(1, sizeof *j);
-    const char *why = "out of memory";
-    if (!j)
-        goto error;
-    j->job.work = start_work;
-    j->job.done = start_done;
-    j->job.release = start_release;
-    j->kw = calloc(p->n + 3, sizeof *j->kw);
-    j->val = calloc(p->n + 3, sizeof *j->val);
-    if (!j->kw || !j->val)
-        goto error;
-    /* The strings belong to params, which outlives every attempt and its job. */
-    for (size_t i = 0; i < p->n; i++) {
-        j->kw[i] = p->keywords[i];
-        j->val[i] = p->values[i];
-    }
-    j->kw[p->n] = "fallback_application_name";
-    j->val[p->n] = pge_pgcheck_application_name();
-    j->kw[p->n + 1] = "target_session_attrs";
-    j->val[p->n + 1] = "any";
-    j->owner = c;
-    if (pge_workqueue_submit(c->off, &j->job) < 0) {
-        why = "could not start a connection thread";
-        goto error;
-    }
-    c->start = j;
+    char err[128];
     c->step = S_RESOLVE;
-    return;
-error:
-    if (j)
-        start_release(&j->job);
-    fail(c, PGE_ATTEMPT_OTHER, why, NULL);
+    c->start = pge_pgstart_submit(c->off, c->params, start_done, c, err, sizeof err);
+    if (!c->start)
+        fail(c, PGE_ATTEMPT_OTHER, err, NULL);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)

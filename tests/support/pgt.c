@@ -237,7 +237,7 @@ static void find_bindir(char *buf, size_t size)
     snprintf(buf, size, "/usr/bin");
 }
 
-void pgt_run_as_pg(const char *const *argv, int quiet)
+int pgt_try_as_pg(const char *const *argv, int quiet)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -258,6 +258,12 @@ void pgt_run_as_pg(const char *const *argv, int quiet)
     }
     int st;
     waitpid(pid, &st, 0);
+    return st;
+}
+
+void pgt_run_as_pg(const char *const *argv, int quiet)
+{
+    int st = pgt_try_as_pg(argv, quiet);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (status %d)", argv[0], st);
 }
 

@@ -64,6 +64,9 @@ void pgt_pg_init(struct pgt_pg *pg);
  * postgres user. quiet discards its stdout. */
 void pgt_run_as_pg(const char *const *argv, int quiet);
 
+/* The same, returning the raw wait status instead of failing the test. */
+int pgt_try_as_pg(const char *const *argv, int quiet);
+
 /* As root, give path to the postgres user (a data directory, a password file). */
 void pgt_chown_to_pg(const char *path);
 

@@ -20,10 +20,16 @@ void pgt_pg_standby(const struct pgt_pg *primary, struct pgt_pg *standby)
      * standby.signal, so the copy starts as a standby streaming from the primary. */
     snprintf(tool, sizeof tool, "%s/pg_basebackup", primary->bindir);
     snprintf(port, sizeof port, "%d", primary->port);
+    /* -X fetch: the WAL comes at the end over the same connection, with no second streaming
+     * process to lose on a loaded machine; a failed copy (it removes what it wrote) is tried
+     * again. */
     const char *argv[] = {tool, "-D",   standby->dir, "-h", primary->dir, "-p",
-                          port, "-U",   "postgres",   "-R", "-X",         "stream",
+                          port, "-U",   "postgres",   "-R", "-X",         "fetch",
                           "-c", "fast", "--no-sync",  NULL};
-    pgt_run_as_pg(argv, 1);
+    int st = -1;
+    for (int i = 0; i < 3 && st != 0; i++)
+        st = pgt_try_as_pg(argv, 1);
+    cr_assert_eq(st, 0, "pg_basebackup failed 3 times (status %d)", st);
 
     /* The copied postgresql.conf names the primary's port and socket directory: later lines
      * win. */

@@ -16,7 +16,8 @@ struct pge_json_buf {
 /* A buffer over p[0..cap), empty. */
 #define PGE_JSON_BUF(p, cap) ((struct pge_json_buf){(p), (cap), 0, 0})
 
-/* Append n bytes of s / the string s / printf-formatted text (all or nothing, see above). */
+/* Append n bytes of s / the string s / printf-formatted text (all or nothing, see above;
+ * printf needs room for one byte more than its text, where vsnprintf puts its NUL). */
 void pge_json_put(struct pge_json_buf *b, const char *s, size_t n);
 void pge_json_puts(struct pge_json_buf *b, const char *s);
 void pge_json_printf(struct pge_json_buf *b, const char *fmt, ...)

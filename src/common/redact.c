@@ -101,6 +101,81 @@ static int is_url_password_key(const char *k, size_t n)
     return is_password_key(key, o);
 }
 
+/* libpq's connection keywords (up to PostgreSQL 17): after a password, only one of these
+ * starts the next setting; any other word is the password's tail, and libpq refuses it. */
+static const char *const keywords[] = {
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requiressl",
+    "requirepeer",
+    "service",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslkeylogfile",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+};
+
+/* "keyword =" ahead: the start of the next setting. */
+static int keyword_ahead(const char *s)
+{
+    size_t i = 0;
+    while (isalnum((unsigned char)s[i]) || s[i] == '_')
+        i++;
+    size_t n = i;
+    while (isspace((unsigned char)s[i]))
+        i++;
+    if (n == 0 || s[i] != '=')
+        return 0;
+    for (size_t k = 0; k < sizeof keywords / sizeof keywords[0]; k++)
+        if (strlen(keywords[k]) == n && strncasecmp(s, keywords[k], n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Length of a URL query password value at v: to the next '&' that starts a known setting
+ * (an empty value takes the next piece too: the password itself began with '&'). */
+static size_t url_value_len(const char *v)
+{
+    size_t n = strcspn(v, "&");
+    while (v[n] == '&' && (strspn(v, "&") == n || !keyword_ahead(v + n + 1)))
+        n += 1 + strcspn(v + n + 1, "&");
+    return n;
+}
+
 typedef void (*span_fn)(const char *start, size_t len, int kind, void *arg);
 
 /* The user part of a URL is everything between "://" and the last '@': a password with an
@@ -143,22 +218,11 @@ static void url_spans(const char *in, size_t slen, span_fn fn, void *arg)
         size_t klen = strcspn(k, "=&?");
         if (k[klen] == '=' && is_url_password_key(k, klen)) {
             const char *v = k + klen + 1;
-            fn(v, strcspn(v, "&"), SPAN_MASK | SPAN_REPORT | SPAN_URL, arg);
+            size_t vlen = strcspn(v, "&"), tail = url_value_len(v);
+            fn(v, vlen, SPAN_REPORT | SPAN_URL, arg);
+            fn(v, tail, SPAN_MASK | (tail != vlen ? SPAN_REPORT | SPAN_URL : 0), arg);
         }
     }
-}
-
-/* "word =" ahead: the start of the next key=value pair. */
-static int keyword_ahead(const char *s)
-{
-    size_t i = 0;
-    while (isalnum((unsigned char)s[i]) || s[i] == '_')
-        i++;
-    if (i == 0)
-        return 0;
-    while (isspace((unsigned char)s[i]))
-        i++;
-    return s[i] == '=';
 }
 
 /* Where a password value that ends at p is hidden up to: words that follow it and are not a
@@ -415,11 +479,9 @@ char *pge_redact_message(const char *msg, const char *conn, char *out, size_t si
     const char *close = NULL; /* the closing quote of a piece being shown */
     for (const char *p = msg; *p && o.n + 1 < o.size;) {
         size_t hit;
-        if (p == close) {
-            emit(&o, p, 1);
-            p++;
-            close = NULL;
-        } else if (clen && strncmp(p, conn, clen) == 0) {
+        if (close && close < p)
+            close = NULL; /* a mask took it */
+        if (clen && strncmp(p, conn, clen) == 0) {
             emit(&o, shown, strlen(shown));
             if (p > msg && p[-1] == '"' && p[clen] == '"')
                 close = p + clen;
@@ -427,6 +489,10 @@ char *pge_redact_message(const char *msg, const char *conn, char *out, size_t si
         } else if ((hit = form_at(&f, p, p > msg && p[-1] == '"')) > 0) {
             emit(&o, MASK, strlen(MASK));
             p += hit;
+        } else if (p == close) {
+            emit(&o, p, 1);
+            p++;
+            close = NULL;
         } else if (*p == '"' && !(clen && strncmp(p + 1, conn, clen) == 0)) {
             /* A quoted piece of the input shows nothing the redacted input does not; libpq's
              * own words ("=", "]") are not pieces of it. */

@@ -270,7 +270,7 @@ static const struct message_case messages[] = {
     {"host=h password=ab cdef", "missing \"=\" after \"cdef\" in connection info string",
      "missing \"=\" after \"***\" in connection info string"},
     /* What the redacted text shows, and libpq's own words, stay. */
-    {"host=h password=x colour=red", "invalid connection option \"colour\"",
+    {"host=h colour=red password=x", "invalid connection option \"colour\"",
      "invalid connection option \"colour\""},
     {"postgres://h/db?bogus=1", "invalid URI query parameter: \"bogus\"",
      "invalid URI query parameter: \"bogus\""},

@@ -461,6 +461,15 @@ static size_t form_at(const struct forms *f, const char *p, int quoted_whole)
     return hit;
 }
 
+/* Length of the longest start of s that is a piece of conn, raw or percent-decoded. */
+static size_t piece_len(const char *s, const char *conn, const char *decoded)
+{
+    size_t n = 0, clen = strlen(conn), dlen = strlen(decoded);
+    while (s[n] && (memmem(conn, clen, s, n + 1) || memmem(decoded, dlen, s, n + 1)))
+        n++;
+    return n;
+}
+
 char *pge_redact_message(const char *msg, const char *conn, char *out, size_t size)
 {
     struct out o = {out, size, 0};
@@ -494,20 +503,21 @@ char *pge_redact_message(const char *msg, const char *conn, char *out, size_t si
             p++;
             close = NULL;
         } else if (*p == '"' && !(clen && strncmp(p + 1, conn, clen) == 0)) {
-            /* A quoted piece of the input shows nothing the redacted input does not; libpq's
-             * own words ("=", "]") are not pieces of it. */
-            size_t qlen = strcspn(p + 1, "\"");
+            /* A quoted piece of the input shows nothing the redacted input does not. The
+             * piece is the longest text that is one (a password may hold a '"'); libpq's own
+             * words ("=", "]") are none. */
+            size_t qlen = piece_len(p + 1, conn, decoded);
             char *piece = strndup(p + 1, qlen);
-            int keep = piece &&
-                       (strstr(shown, piece) || (!strstr(conn, piece) && !strstr(decoded, piece)));
+            int keep = piece && strstr(shown, piece);
             free(piece);
             if (keep) {
-                close = p[1 + qlen] ? p + 1 + qlen : NULL;
                 emit(&o, p, 1);
+                close = p[1 + qlen] == '"' ? p + 1 + qlen : NULL;
                 p++;
             } else {
-                emit(&o, "\"" MASK "\"", strlen(MASK) + 2);
-                p += 1 + qlen + (p[1 + qlen] == '"');
+                emit(&o, "\"" MASK, strlen(MASK) + 1);
+                p += 1 + qlen;
+                close = *p == '"' ? p : NULL;
             }
         } else {
             emit(&o, p, 1);

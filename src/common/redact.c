@@ -29,8 +29,7 @@ static void emit(struct out *o, const char *s, size_t len)
         o->b[o->n++] = s[i];
 }
 
-/* "scheme://": letters, digits, + - . then "://". Returns the length up to after "//". */
-static size_t scheme_len(const char *s)
+size_t pge_redact_url_scheme(const char *s)
 {
     size_t i = 0;
     if (!isalpha((unsigned char)s[0]))
@@ -39,7 +38,7 @@ static size_t scheme_len(const char *s)
         i++;
     if (strncmp(s + i, "://", 3) != 0)
         return 0;
-    return i + 3;
+    return i;
 }
 
 /* Length of a key=value conninfo value starting at s (quoted or bare). */
@@ -299,9 +298,9 @@ static void conninfo_spans(const char *in, span_fn fn, void *arg)
 
 static void for_each_span(const char *in, span_fn fn, void *arg)
 {
-    size_t slen = scheme_len(in);
+    size_t slen = pge_redact_url_scheme(in);
     if (slen)
-        url_spans(in, slen, fn, arg);
+        url_spans(in, slen + 3, fn, arg);
     else
         conninfo_spans(in, fn, arg);
 }

@@ -71,13 +71,10 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
 static int check_url(const char *url, const char *display, char **libpq_url, char *err,
                      size_t errsize)
 {
-    size_t i = 0, base;
+    /* A URL exactly when the redactor reads it as one. */
+    size_t i = pge_redact_url_scheme(url), base;
     *libpq_url = NULL;
-    if (!isalpha((unsigned char)url[0]))
-        return 0;
-    while (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' || url[i] == '.')
-        i++;
-    if (strncmp(url + i, "://", 3) != 0)
+    if (i == 0)
         return 0;
     base = strcspn(url, "+");
     base = base < i ? base : i;

@@ -267,13 +267,20 @@ Test(secrets, unknown_scheme_is_78_at_once_naming_the_fix, .timeout = 30)
     pgt_proc_free(&p);
 }
 
+/* A service file in a new temp dir; file gets its path, e_file "PGSERVICEFILE=path". */
+static void service_file(const char *content, char *file, size_t fsize, char *e_file, size_t esize)
+{
+    char dir[256];
+    pgt_tempdir(dir, sizeof dir);
+    snprintf(file, fsize, "%s/pg_service.conf", dir);
+    pgt_write_file(file, content);
+    snprintf(e_file, esize, "PGSERVICEFILE=%s", file);
+}
+
 Test(secrets, unknown_service_is_78_at_once_naming_the_files, .timeout = 30)
 {
-    char dir[256], file[300], e_file[320];
-    pgt_tempdir(dir, sizeof dir);
-    snprintf(file, sizeof file, "%s/pg_service.conf", dir);
-    pgt_write_file(file, "[other]\nhost=127.0.0.1\n");
-    snprintf(e_file, sizeof e_file, "PGSERVICEFILE=%s", file);
+    char file[300], e_file[320];
+    service_file("[other]\nhost=127.0.0.1\n", file, sizeof file, e_file, sizeof e_file);
     const char *env[] = {e_file, "PGSERVICE=nosuch", NULL};
     const char *argv[] = {"pgentry", "wait", "--wait-timeout", "30s", NULL};
     struct pgt_proc p;
@@ -291,14 +298,11 @@ Test(secrets, unknown_service_is_78_at_once_naming_the_files, .timeout = 30)
 Test(secrets, service_in_the_url_still_works, .timeout = 30)
 {
     struct pgt_pg *pg = pgt_pg_shared();
-    char dir[256], file[300], content[400], e_file[320];
-    pgt_tempdir(dir, sizeof dir);
-    snprintf(file, sizeof file, "%s/pg_service.conf", dir);
+    char file[300], content[400], e_file[320];
     snprintf(content, sizeof content,
              "[pgt]\nhost=127.0.0.1\nport=%d\ndbname=postgres\nuser=postgres\npassword=%s\n",
              pg->port, PGT_PASSWORD);
-    pgt_write_file(file, content);
-    snprintf(e_file, sizeof e_file, "PGSERVICEFILE=%s", file);
+    service_file(content, file, sizeof file, e_file, sizeof e_file);
     const char *env[] = {e_file, "DATABASE_URL=service=pgt connect_timeout=5", NULL};
     const char *argv[] = {"pgentry", "wait", "--wait-timeout", "10s", NULL};
     struct pgt_proc p;

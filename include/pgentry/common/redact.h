@@ -4,6 +4,10 @@
 
 #include <stddef.h>
 
+/* Length of "scheme" when s is "scheme://..." (a letter, then letters, digits, + - .), else 0:
+ * what pge_redact() reads as a URL rather than a conninfo. Pure. */
+size_t pge_redact_url_scheme(const char *s);
+
 /* Copy a URL ("scheme://user:pass@host/...?password=x") or a libpq key=value conninfo into
  * out with every password replaced by "***". Whatever the text looks like (malformed, an
  * unencoded '/', '@', '?' or '#' in the password, an unterminated quote), nothing between

@@ -14,7 +14,7 @@
 
 extern char **environ;
 
-/* The one table from outcomes to the exit codes of CONTRACT.md. */
+/* The one table from outcomes to the exit codes the README documents. */
 static int exit_code(struct pge_outcome out)
 {
     switch (out.kind) {

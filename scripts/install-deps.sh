@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages pgentry needs that are not there yet (build, tests, demo).
-# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e]...   (default: build test)
+# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|static]...   (default: build test)
 set -euo pipefail
 
 build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev)
@@ -11,6 +11,9 @@ bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-
        python3-psycopg2 python3-sqlalchemy strace linux-perf)
 e2e=(podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring
      podman-compose curl python3)
+# scripts/build-static.sh (musl, Debian source packages) and tests/static/empty_root.sh
+static=(musl-tools dpkg-dev file binutils perl make ca-certificates busybox-static openssl
+        postgresql util-linux python3)
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build test)
@@ -23,7 +26,8 @@ for g in "${groups[@]}"; do
     demo) want+=("${build[@]}" "${demo[@]}") ;;
     bench) want+=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
     e2e) want+=("${e2e[@]}") ;;
-    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e)" >&2; exit 64 ;;
+    static) want+=("${build[@]}" "${static[@]}") ;;
+    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, static)" >&2; exit 64 ;;
     esac
 done
 

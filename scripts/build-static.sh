@@ -30,6 +30,13 @@ cache=${PGENTRY_STATIC_CACHE:-/var/cache/pgentry-static}
 jobs=${JOBS:-$(nproc)}
 mkdir -p "$cache" || die "cannot create the cache directory $cache (set PGENTRY_STATIC_CACHE)"
 cache=$(cd "$cache" && pwd)
+# One build at a time per cache: a second run (another clone, a container build sharing the
+# cache) waits here instead of deleting a source tree the first one is building in.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+    echo "build-static: waiting for another build using $cache" >&2
+    flock 9
+fi
 
 # musl-gcc has no kernel headers on its path; Debian's sit after musl's own headers.
 export CC=musl-gcc
@@ -73,6 +80,7 @@ apt_refresh() {
     apt_setup
     say "refreshing the private source index ($apt_dir)"
     apt-get "${apt_opts[@]}" -qq update >/dev/null || die "apt-get update of the private source index failed"
+    rm -f "$apt_dir/unavailable"
     touch "$stamp"
 }
 
@@ -120,9 +128,11 @@ lib() {
             return 0
         fi
         work=$cache/build/$pkg-${ver#*:}
-        if ! fetch "$pkg" "$ver" "$work"; then
-            # The security suite's index can name a version the archive no longer (or not yet) has.
+        # The security suite's index can name a version the archive no longer (or not yet) has:
+        # remember that until the next refresh of the index, and take the next version.
+        if grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || ! fetch "$pkg" "$ver" "$work"; then
             echo "$pkg $ver: not downloadable, trying an older version" >&2
+            grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || echo "$pkg=$ver" >>"$apt_dir/unavailable"
             tried+=("$ver")
             continue
         fi

@@ -179,7 +179,8 @@ build_libpq() {
 build_curl() {
     local p=$1
     # HTTP and HTTPS only, over OpenSSL; every other protocol and optional library is left out.
-    ./configure --prefix="$p" --disable-shared --enable-static --with-openssl="$openssl" \
+    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+        --with-openssl="$openssl" \
         --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp \
         --disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap \
         --disable-smtp --disable-gopher --disable-mqtt --disable-smb --disable-manual \
@@ -198,7 +199,8 @@ build_curl() {
 
 build_libev() {
     local p=$1
-    ./configure --prefix="$p" --disable-shared --enable-static CFLAGS="$musl_cflags"
+    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+        CFLAGS="$musl_cflags"
     make -j"$jobs"
     make install-libLTLIBRARIES install-includeHEADERS
     rm -f "$p"/lib/*.la

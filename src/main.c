@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         fputs(pge_config_help(), stdout);
         break;
     case PGE_CMD_VERSION:
-        printf("pgentry %s\n", PGENTRY_VERSION);
+        printf("pgentry %s (%s)\n", PGENTRY_VERSION, PGENTRY_BUILD_INFO);
         break;
     case PGE_CMD_HEALTHCHECK: {
         char line[1024];

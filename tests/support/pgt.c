@@ -317,7 +317,7 @@ void pgt_pg_init(struct pgt_pg *pg)
             "listen_addresses = '127.0.0.1,::1'\nport = %d\nunix_socket_directories = '%s'\n"
             "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
             "max_connections = 60\nshared_buffers = 16MB\nlog_min_messages = warning\n"
-            "logging_collector = off\n",
+            "logging_collector = off\nwal_keep_size = 128MB\n",
             pg->port, pg->dir);
     fclose(f);
     /* A role that pg_hba.conf turns away (28000), ahead of the catch-all lines. */

@@ -21,8 +21,8 @@ void pgt_pg_standby(const struct pgt_pg *primary, struct pgt_pg *standby)
     snprintf(tool, sizeof tool, "%s/pg_basebackup", primary->bindir);
     snprintf(port, sizeof port, "%d", primary->port);
     /* -X fetch: the WAL comes at the end over the same connection, with no second streaming
-     * process to lose on a loaded machine; a failed copy (it removes what it wrote) is tried
-     * again. */
+     * process to lose on a loaded machine (the primary keeps its WAL: wal_keep_size); a failed
+     * copy (it removes what it wrote) is tried again. */
     const char *argv[] = {tool, "-D",   standby->dir, "-h", primary->dir, "-p",
                           port, "-U",   "postgres",   "-R", "-X",         "fetch",
                           "-c", "fast", "--no-sync",  NULL};

@@ -10,6 +10,7 @@
 
 #include "pgentry/common/errbuf.h"
 #include "pgentry/common/log.h"
+#include "pgentry/db/password.h"
 #include "pgentry/db/pgcheck.h"
 #include "pgentry/db/pgquery.h"
 #include "pgentry/net/resolve.h"
@@ -18,7 +19,7 @@
 #define HOSTS_MAX      2048 /* the host and hostaddr lists */
 #define PORTS_MAX      512
 
-enum step { S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
+enum step { S_PASSWORD, S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
 
 /* The addresses of one conninfo host that names a server: looked up on a thread. */
 struct lookup {
@@ -49,6 +50,9 @@ struct pge_pgconn {
     PGconn *conn;
     struct pge_pgquery *q;
     int64_t timeout_ms;
+    struct pge_password *pw; /* --password-command running */
+    int have_password;       /* from --password-file or --password-command: wins over the URL's */
+    char password[PGE_PASSWORD_MAX + 2];
 };
 
 static void forget_start(struct pge_pgconn *c);
@@ -64,6 +68,8 @@ static void stop_all(struct pge_pgconn *c)
     }
     c->resolving = 0;
     forget_start(c);
+    pge_password_free(c->pw);
+    c->pw = NULL;
     pge_pgquery_free(c->q);
     c->q = NULL;
 }
@@ -115,7 +121,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     snprintf(msg, sizeof msg, "%s after %s",
-             c->step == S_RESOLVE   ? "name resolution timed out"
+             c->step == S_PASSWORD  ? "password command did not finish"
+             : c->step == S_RESOLVE ? "name resolution timed out"
              : c->step == S_CONNECT ? "connection timed out"
                                     : "server did not answer the check query",
              pge_log_fmt_ms(c->timeout_ms, d, sizeof d));
@@ -243,14 +250,20 @@ static int address_lists(const struct pge_pgconn *c, char *hosts, char *addrs, c
 static void begin_connect(struct pge_pgconn *c)
 {
     const struct pge_conninfo *p = c->params;
-    const char *kw[64 + 8];
-    const char *val[64 + 8];
+    const char *kw[64 + 9];
+    const char *val[64 + 9];
     size_t k = 0;
     char hosts[HOSTS_MAX], addrs[HOSTS_MAX], ports[PORTS_MAX];
 
     for (size_t i = 0; i < p->n && k < 64; i++) {
+        if (c->have_password && strcmp(p->keywords[i], "password") == 0)
+            continue;
         kw[k] = p->keywords[i];
         val[k++] = p->values[i];
+    }
+    if (c->have_password) {
+        kw[k] = "password";
+        val[k++] = c->password;
     }
     int n = address_lists(c, hosts, addrs, ports);
     if (n < 0) {
@@ -270,7 +283,10 @@ static void begin_connect(struct pge_pgconn *c)
     kw[k] = NULL;
     val[k] = NULL;
 
-    connection_started(c, PQconnectStartParams(kw, val, 0));
+    PGconn *conn = PQconnectStartParams(kw, val, 0);
+    /* libpq keeps its own copy. */
+    explicit_bzero(c->password, sizeof c->password);
+    connection_started(c, conn);
 }
 
 static size_t resolved_total(const struct pge_pgconn *c)
@@ -337,6 +353,7 @@ struct start_job {
     struct pge_pgconn *owner; /* NULL once the attempt is abandoned */
     const char **kw;
     const char **val;
+    char *password; /* the attempt's own (wiped on release), or NULL */
     PGconn *conn;
 };
 
@@ -353,6 +370,10 @@ static void start_release(struct pge_workqueue_job *job)
         PQfinish(j->conn);
     free(j->kw);
     free(j->val);
+    if (j->password) {
+        explicit_bzero(j->password, strlen(j->password));
+        free(j->password);
+    }
     free(j);
 }
 
@@ -387,17 +408,28 @@ static void start_in_thread(struct pge_pgconn *c)
     j->job.work = start_work;
     j->job.done = start_done;
     j->job.release = start_release;
-    j->kw = calloc(p->n + 2, sizeof *j->kw);
-    j->val = calloc(p->n + 2, sizeof *j->val);
+    j->kw = calloc(p->n + 3, sizeof *j->kw);
+    j->val = calloc(p->n + 3, sizeof *j->val);
     if (!j->kw || !j->val)
         goto error;
-    /* The strings belong to params, which outlives every attempt and its job. */
+    /* The strings belong to params, which outlives every attempt and its job; the password
+     * of this attempt is the job's own copy, as the job may outlive the attempt. */
+    size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
-        j->kw[i] = p->keywords[i];
-        j->val[i] = p->values[i];
+        if (c->have_password && strcmp(p->keywords[i], "password") == 0)
+            continue;
+        j->kw[k] = p->keywords[i];
+        j->val[k++] = p->values[i];
     }
-    j->kw[p->n] = "fallback_application_name";
-    j->val[p->n] = pge_pgcheck_application_name();
+    if (c->have_password) {
+        if (!(j->password = strdup(c->password)))
+            goto error;
+        explicit_bzero(c->password, sizeof c->password);
+        j->kw[k] = "password";
+        j->val[k++] = j->password;
+    }
+    j->kw[k] = "fallback_application_name";
+    j->val[k] = pge_pgcheck_application_name();
     j->owner = c;
     if (pge_workqueue_submit(c->off, &j->job) < 0) {
         why = "could not start a connection thread";
@@ -412,15 +444,59 @@ error:
     fail(c, PGE_ATTEMPT_OTHER, why, NULL);
 }
 
-static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+static void connect_now(struct pge_pgconn *c)
 {
-    struct pge_pgconn *c = w->data;
-    (void)loop;
-    (void)revents;
+    c->step = S_RESOLVE;
     if (c->params->nhosts == 0 && c->params->uses_service)
         start_in_thread(c);
     else
         resolve_and_connect(c);
+}
+
+static void on_password(void *arg, const char *password, const char *error)
+{
+    struct pge_pgconn *c = arg;
+    char why[128];
+    /* Both strings live in the run: copy before freeing it. */
+    if (password) {
+        pge_errbuf_set(c->password, sizeof c->password, "%s", password);
+        c->have_password = 1;
+    } else {
+        pge_errbuf_set(why, sizeof why, "%s", error);
+    }
+    pge_password_free(c->pw);
+    c->pw = NULL;
+    if (!c->have_password) {
+        fail(c, PGE_ATTEMPT_OTHER, why, NULL);
+        return;
+    }
+    connect_now(c);
+}
+
+/* --password-file is read here, on the loop: a bounded read of a small regular file (see
+ * pge_password_read_file). --password-command runs as a child watched by the loop. */
+static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pge_pgconn *c = w->data;
+    const struct pge_conninfo *p = c->params;
+    char err[512];
+    (void)loop;
+    (void)revents;
+    if (p->password_file) {
+        if (pge_password_read_file(p->password_file, c->password, sizeof c->password, err,
+                                   sizeof err) < 0) {
+            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+            return;
+        }
+        c->have_password = 1;
+    } else if (p->password_command) {
+        c->step = S_PASSWORD;
+        c->pw = pge_password_run(c->loop, p->password_command, on_password, c, err, sizeof err);
+        if (!c->pw)
+            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+        return;
+    }
+    connect_now(c);
 }
 
 struct pge_pgconn *pge_pgconn_start(struct ev_loop *loop, struct pge_workqueue *off,
@@ -456,5 +532,6 @@ void pge_pgconn_free(struct pge_pgconn *c)
     stop_all(c);
     if (c->conn)
         PQfinish(c->conn);
+    explicit_bzero(c->password, sizeof c->password);
     free(c);
 }

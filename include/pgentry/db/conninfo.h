@@ -20,8 +20,10 @@ struct pge_conninfo {
     size_t n;
     struct pge_conninfo_host hosts[PGE_CONNINFO_MAX_HOSTS];
     size_t nhosts;
-    int uses_service; /* a service file may say where the server is: resolved by libpq */
-    char *display;    /* redacted, for logs: "postgres://app:***@db:5432/app" */
+    int uses_service;       /* a service file may say where the server is: resolved by libpq */
+    char *display;          /* redacted, for logs: "postgres://app:***@db:5432/app" */
+    char *password_file;    /* --password-file: read before every attempt, or NULL */
+    char *password_command; /* --password-command: run before every attempt, or NULL */
 };
 
 /* Parse url (a postgres:// or postgresql:// URI, also in SQLAlchemy's postgresql+DRIVER://
@@ -34,6 +36,10 @@ struct pge_conninfo {
  * service: the caller exits 78). Always free out. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
+
+/* Where every attempt takes the password from, instead of any password in the URL: file or
+ * command (at most one, the other NULL) is copied. Returns 0, or -1 when out of memory. */
+int pge_conninfo_set_password_source(struct pge_conninfo *p, const char *file, const char *command);
 
 /* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
 void pge_conninfo_free(struct pge_conninfo *p);

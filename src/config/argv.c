@@ -171,6 +171,11 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
                        "--migrate-cmd and --wait-migrations contradict each other: keep one");
         return PGE_CONFIG_USAGE;
     }
+    if (cfg->password_file && cfg->password_command) {
+        pge_errbuf_set(err, errsize,
+                       "--password-file and --password-command both give the password: keep one");
+        return PGE_CONFIG_USAGE;
+    }
     if (cfg->connect_timeout_ms == 0) {
         pge_errbuf_set(err, errsize, "--connect-timeout must be more than 0");
         return PGE_CONFIG_USAGE;

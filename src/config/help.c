@@ -1,10 +1,10 @@
 /* The --help text: every option with its variable and default, subcommands and exit codes. */
 #include "pgentry/config/config.h"
 
-#include <stdio.h>
+#include <string.h>
 
-/* C11 compilers need only take string literals of 4095 bytes: the text is two of them. */
-static const char *const usage_and_database =
+/* In parts: ISO C bounds one string literal to 4095 bytes. */
+static const char *const parts[] = {
     "pgentry " PGENTRY_VERSION
     " - container entrypoint: wait for PostgreSQL, migrate, run the app\n"
     "\n"
@@ -33,11 +33,14 @@ static const char *const usage_and_database =
     "  --connect-timeout DUR     PGENTRY_CONNECT_TIMEOUT  one attempt (5s)\n"
     "  --backoff-initial DUR     PGENTRY_BACKOFF_INITIAL  first retry ceiling (10ms)\n"
     "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (40ms)\n"
+    "  --password-file PATH      PGENTRY_PASSWORD_FILE    password, read before every "
+    "attempt\n"
+    "  --password-command CMD    PGENTRY_PASSWORD_COMMAND  /bin/sh -c CMD before every "
+    "attempt;\n"
+    "                                             its stdout is the password\n"
     "  --wait-tcp HOST:PORT      PGENTRY_WAIT_TCP   also wait for a TCP listener (repeat)\n"
     "  --wait-http URL           PGENTRY_WAIT_HTTP  also wait for a 2xx (repeat)\n"
-    "\n";
-
-static const char *const the_rest =
+    "\n",
     "Migrations:\n"
     "  --migrations DIR          PGENTRY_MIGRATIONS       migration files (./migrations)\n"
     "  --table NAME              PGENTRY_TABLE            history table "
@@ -82,12 +85,22 @@ static const char *const the_rest =
     "Exit codes: 0 ok; COMMAND's own code (128+N on signal N); 126/127 COMMAND not\n"
     "executable/not found; 64 usage; 65 migration failed; 69 dependency not ready in\n"
     "time; 70 internal; 75 migration lock not obtained; 77 PostgreSQL refused us for\n"
-    "good (password, pg_hba, database missing); 78 configuration error.\n";
+    "good (password, pg_hba, database missing); 78 configuration error.\n",
+};
 
 const char *pge_config_help(void)
 {
     static char text[8192];
-    if (!text[0])
-        snprintf(text, sizeof text, "%s%s", usage_and_database, the_rest);
+    if (text[0] == '\0') {
+        size_t used = 0;
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            size_t n = strlen(parts[i]);
+            if (used + n >= sizeof text)
+                break;
+            memcpy(text + used, parts[i], n);
+            used += n;
+        }
+        text[used] = '\0';
+    }
     return text;
 }

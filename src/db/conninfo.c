@@ -393,6 +393,15 @@ done:
     return rc;
 }
 
+int pge_conninfo_set_password_source(struct pge_conninfo *p, const char *file, const char *command)
+{
+    if (file && !(p->password_file = strdup(file)))
+        return -1;
+    if (command && !(p->password_command = strdup(command)))
+        return -1;
+    return 0;
+}
+
 void pge_conninfo_free(struct pge_conninfo *p)
 {
     if (!p)
@@ -409,5 +418,7 @@ void pge_conninfo_free(struct pge_conninfo *p)
         free(p->hosts[i].hostaddr);
     }
     free(p->display);
+    free(p->password_file);
+    free(p->password_command);
     memset(p, 0, sizeof *p);
 }

@@ -243,6 +243,8 @@ static void next_statement(struct pge_migrate *m)
         char *end = m->text + m->stmt.offset + m->stmt.length;
         char saved = *end;
         *end = '\0';
+        if (m->o.state)
+            pge_runstate_running(m->o.state, it->version_text, it->name, m->stmt.line);
         int rc = pge_pgquery_send(m->q, m->text + m->stmt.offset, -1, NULL, on_statement, m);
         *end = saved;
         if (rc < 0)
@@ -250,6 +252,8 @@ static void next_statement(struct pge_migrate *m)
         return;
     }
     case PGE_SQLSPLIT_END:
+        if (m->o.state)
+            pge_runstate_not_running(m->o.state);
         record(m);
         return;
     case PGE_SQLSPLIT_UNTERMINATED: {

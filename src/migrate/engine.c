@@ -41,6 +41,8 @@ void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
     ev_timer_stop(m->loop, &m->kick);
     ev_io_stop(m->loop, &m->notify_io);
     pge_migrate_drop_item(m);
+    if (m->o.state)
+        pge_runstate_lock_free(m->o.state);
     m->cb(m->arg, out);
 }
 

@@ -6,11 +6,35 @@
 #include <string.h>
 
 #include "pgentry/common/log.h"
+#include "pgentry/common/runstate.h"
+#include "pgentry/db/pgcheck.h"
 #include "pgentry/migrate/histsql.h"
 
 static void try_lock(struct pge_migrate *m);
 static void locked(struct pge_migrate *m);
 static void after_session_kept(struct pge_migrate *m);
+
+/* For /status and /metrics: the lock as we see it. holder is "NAME from HOST" as the holder
+ * query gives it (NAME being the holder's "pgentry@host:pid"), or NULL. */
+static void show_lock(struct pge_migrate *m, enum pge_lock_state state, const char *holder)
+{
+    char name[PGE_RUNSTATE_HOLDER_MAX];
+    if (!m->o.state)
+        return;
+    if (state == PGE_LOCK_HELD) {
+        pge_runstate_lock_held(m->o.state, pge_pgcheck_application_name(), pge_runstate_unix_ms());
+        return;
+    }
+    if (state == PGE_LOCK_FREE) {
+        pge_runstate_lock_free(m->o.state);
+        return;
+    }
+    snprintf(name, sizeof name, "%s", holder ? holder : "");
+    char *from = strstr(name, " from ");
+    if (from)
+        *from = '\0';
+    pge_runstate_lock_waiting(m->o.state, holder ? name : NULL, pge_runstate_mono_ms());
+}
 
 static void on_unlocked(void *arg, PGresult *res)
 {
@@ -19,6 +43,7 @@ static void on_unlocked(void *arg, PGresult *res)
                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     m->locked = 0;
+    show_lock(m, PGE_LOCK_FREE, NULL);
     if (!held && m->op == PGE_MIGRATE_COMMAND && m->pending.kind == PGE_OUT_OK) {
         /* Our own migrations are protected by the history's primary key even then; an
          * external command is not: it may have run next to another one. */
@@ -73,6 +98,7 @@ static void on_holder(void *arg, PGresult *res)
     if (known) {
         snprintf(sig, sizeof sig, "%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
         seen = pge_throttle_should_log(&m->holder_log, sig, now);
+        show_lock(m, PGE_LOCK_WAITING, PQgetvalue(res, 0, 1));
     }
     if (seen != PGE_THROTTLE_QUIET) {
         int changed = seen == PGE_THROTTLE_CHANGED;
@@ -117,6 +143,7 @@ static void on_try_lock(void *arg, PGresult *res)
             pge_info("migration lock obtained", PGE_MS("waited", waited));
         else
             pge_debug("migration lock obtained", PGE_MS("waited", waited));
+        show_lock(m, PGE_LOCK_HELD, NULL);
         locked(m);
         return;
     }
@@ -144,6 +171,7 @@ static void try_lock(struct pge_migrate *m)
 void pge_migrate_start_lock(struct pge_migrate *m)
 {
     m->lock_started_ms = now_ms();
+    show_lock(m, PGE_LOCK_WAITING, NULL);
     pge_backoff_init(
         &m->backoff, m->o.backoff_initial_ms,
         m->o.backoff_max_ms > LOCK_POLL_MAX_MS ? m->o.backoff_max_ms : LOCK_POLL_MAX_MS, m->o.seed);

@@ -125,6 +125,12 @@ int pge_preflight_check(struct pge_preflight *r, const struct pge_config *cfg, c
             return -1;
         }
         r->have_db = 1;
+        if (pge_conninfo_set_password_source(&r->db, cfg->password_file, cfg->password_command) <
+            0) {
+            pge_error("out of memory");
+            *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+            return -1;
+        }
     }
     if (scan_migrations(r, cfg, out) < 0)
         return -1;

@@ -171,13 +171,35 @@ void pge_spawn_give_terminal(int fd, pid_t pgrp)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* fd becomes target, open across exec (dup2 of a descriptor onto itself keeps its flags). */
+static int onto(int fd, int target)
+{
+    if (fd < 0)
+        return 0;
+    if (fd == target)
+        return fcntl(fd, F_SETFD, 0);
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
 /* Declared in supervisor.h: the supervisor's way to start helpers and to exec in place. */
 pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
                            const sigset_t *mask)
 {
+    return pge_supervisor_spawn_stdio(path, argv, envp, mask, -1, -1);
+}
+
+pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *const envp[],
+                                 const sigset_t *mask, int in_fd, int out_fd)
+{
     pid_t pid = fork_blocked();
     if (pid == 0) {
         (void)setpgid(0, 0);
+        /* Only 0 and 1 lose close-on-exec: every other descriptor is CLOEXEC. */
+        if (onto(in_fd, STDIN_FILENO) < 0 || onto(out_fd, STDOUT_FILENO) < 0)
+            _exit(127);
+        /* And what a library opened without CLOEXEC (libcurl's wake-up socketpair) or our
+         * own parent left open: the helper gets 0, 1 and 2 only (CONTRACT.md). */
+        (void)close_range(3, ~0U, 0);
         reset_dispositions();
         restore_mask(mask);
         execve(path, argv, envp);

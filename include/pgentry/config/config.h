@@ -61,6 +61,8 @@ struct pge_config {
     int migrations_dir_set; /* given explicitly (a missing directory is then an error) */
     const char *table;
     const char *migrate_cmd;
+    const char *password_file;    /* read before every connection attempt, or NULL */
+    const char *password_command; /* run before every connection attempt, or NULL */
     int no_migrate;
     int wait_migrations;
     int64_t wait_timeout_ms; /* 0: never */

@@ -36,6 +36,8 @@ struct pge_conninfo {
                                         raise it to READ_WRITE when they will write */
     int target_explicit;             /* the settings named target_session_attrs */
     char *display;                   /* redacted, for logs: "postgres://app:***@db:5432/app" */
+    char *password_file;             /* --password-file: read before every attempt, or NULL */
+    char *password_command;          /* --password-command: run before every attempt, or NULL */
 };
 
 /* Parse url (a postgres:// or postgresql:// URI, also in SQLAlchemy's postgresql+DRIVER://
@@ -51,6 +53,10 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
 
 /* libpq's name of t ("read-write", ...). Static string. */
 const char *pge_conninfo_target_name(enum pge_conninfo_target t);
+
+/* Where every attempt takes the password from, instead of any password in the URL: file or
+ * command (at most one, the other NULL) is copied. Returns 0, or -1 when out of memory. */
+int pge_conninfo_set_password_source(struct pge_conninfo *p, const char *file, const char *command);
 
 /* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
 void pge_conninfo_free(struct pge_conninfo *p);

@@ -82,6 +82,11 @@ struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, c
 pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
                            const sigset_t *mask);
 
+/* pge_supervisor_spawn with the helper's stdin and stdout replaced by in_fd and out_fd (-1:
+ * inherited), e.g. /dev/null and a pipe; the caller still owns and closes both. */
+pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *const envp[],
+                                 const sigset_t *mask, int in_fd, int out_fd);
+
 /* Stop watching (children are left alone). NULL-safe. */
 void pge_supervisor_free(struct pge_supervisor *s);
 

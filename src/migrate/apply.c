@@ -63,11 +63,9 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     unsigned line = m->stmt.line;
     char where[600], state_desc[256];
 
-    if (pos) {
-        size_t off = pge_sqlsplit_char_offset(m->text + m->stmt.offset, m->stmt.length,
-                                              strtoul(pos, NULL, 10) - 1);
-        line = pge_sqlsplit_line_at(m->text, m->text_len, m->stmt.offset + off);
-    }
+    if (pos)
+        line = pge_sqlsplit_position_line(m->text, m->text_len, m->stmt.offset, m->stmt.length,
+                                          strtoul(pos, NULL, 10));
     snprintf(where, sizeof where, "%s:%u", m->path, line);
 
     /* lock_timeout fired: somebody holds a lock we need; retry the whole migration later. */

@@ -98,17 +98,29 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
 /* A query failed outside a migration's own statements. */
 void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *what)
 {
-    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    char msg[512];
+    /* Copies: the fields live in res, which is cleared before they are looked at again. */
+    const char *field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char st[8], msg[512];
+    snprintf(st, sizeof st, "%s", field ? field : "");
     snprintf(msg, sizeof msg, "%s",
              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  : PQresultErrorMessage(res));
-    pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st ? st : ""),
-              PGE_STR("error", msg));
+    msg[strcspn(msg, "\n")] = '\0';
     PQclear(res);
     /* 3F000: the schema of --table does not exist; 42501: no right to create the table. */
-    if (st && (strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0))
+    int config = strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0;
+    if (config)
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg),
+                  PGE_STR("fix", st[0] == '3' ? "create the schema, or name an existing one in "
+                                                "--table (schema.table) or the search_path"
+                                              : "grant the role CREATE on the schema of --table, "
+                                                "or name another schema in --table"));
+    else
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg));
+    if (config)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
     else
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));

@@ -135,13 +135,19 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
     return -1;
 }
 
-void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+void pge_migrate_send_buf_params(struct pge_migrate *m, struct pge_histsql_buf *b, int nparams,
+                                 const char *const *params, pge_pgquery_cb cb)
 {
     if (b->failed)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
     else
-        pge_migrate_send(m, b->s, -1, NULL, cb);
+        pge_migrate_send(m, b->s, nparams, params, cb);
     pge_histsql_buf_free(b);
+}
+
+void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+{
+    pge_migrate_send_buf_params(m, b, -1, NULL, cb);
 }
 
 int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what)

@@ -114,3 +114,30 @@ Test(apply, error_token_at_the_start_of_a_line_is_reported_on_that_line, .timeou
     cr_assert(strstr(p.err, "sqlstate=42P01"), "%s", p.err);
     pgt_proc_free(&p);
 }
+
+Test(apply, history_rows_are_parameters_not_literals, .timeout = 60)
+{
+    struct scene s;
+    struct pgt_proc p;
+    /* With standard_conforming_strings off, a hand-quoted 'a\b' would lose its backslash. */
+    scene_init(&s, "?options=-cstandard_conforming_strings%3Doff");
+    add_file(&s, "0001_it's a\\back.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&s, "0002_b\\n.up.sql", "CREATE TABLE b (id int);\n");
+    int rc = run(&s, &p, "upgrade", "1", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&s, &p, "stamp", "2", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    assert_q(&s, "SELECT string_agg(name, '|' ORDER BY version) FROM pgentry_migrations",
+             "it's a\\back|b\\n");
+    assert_q(&s, "SELECT bool_and(applied_by LIKE 'pgentry %') FROM pgentry_migrations", "t");
+    assert_q(&s, "SELECT to_regclass('b') IS NULL", "t");
+    rc = run(&s, &p, "verify", NULL);
+    cr_assert_eq(rc, 0, "verify after stamp: exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&s, &p, "stamp", "base", NULL);
+    cr_assert_eq(rc, 0, "stamp base: exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
+}

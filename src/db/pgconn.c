@@ -337,6 +337,7 @@ struct start_job {
     struct pge_pgconn *owner; /* NULL once the attempt is abandoned */
     const char **kw;
     const char **val;
+    char *strings; /* copies of the settings: the attempt and its params may go meanwhile */
     PGconn *conn;
 };
 
@@ -353,6 +354,7 @@ static void start_release(struct pge_workqueue_job *job)
         PQfinish(j->conn);
     free(j->kw);
     free(j->val);
+    free(j->strings);
     free(j);
 }
 
@@ -389,12 +391,20 @@ static void start_in_thread(struct pge_pgconn *c)
     j->job.release = start_release;
     j->kw = calloc(p->n + 2, sizeof *j->kw);
     j->val = calloc(p->n + 2, sizeof *j->val);
-    if (!j->kw || !j->val)
+    size_t total = 1;
+    for (size_t i = 0; i < p->n; i++)
+        total += strlen(p->keywords[i]) + strlen(p->values[i]) + 2;
+    j->strings = malloc(total);
+    if (!j->kw || !j->val || !j->strings)
         goto error;
-    /* The strings belong to params, which outlives every attempt and its job. */
+    /* The thread reads its own copies: freeing the attempt (or params, at shutdown) while
+     * PQconnectStartParams() runs must not pull them away. */
+    char *pool = j->strings;
     for (size_t i = 0; i < p->n; i++) {
-        j->kw[i] = p->keywords[i];
-        j->val[i] = p->values[i];
+        j->kw[i] = pool;
+        pool = stpcpy(pool, p->keywords[i]) + 1;
+        j->val[i] = pool;
+        pool = stpcpy(pool, p->values[i]) + 1;
     }
     j->kw[p->n] = "fallback_application_name";
     j->val[p->n] = pge_pgcheck_application_name();

@@ -63,6 +63,13 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     unsigned line = m->stmt.line;
     char where[600], state_desc[256];
 
+    if (PQstatus(m->conn) != CONNECTION_OK) {
+        /* The session ended (pg_terminate_backend, a restart): not the statement's fault. */
+        PQclear(res);
+        pge_migrate_lost(m, "running a migration");
+        return;
+    }
+
     if (pos)
         line = pge_sqlsplit_position_line(m->text, m->text_len, m->stmt.offset, m->stmt.length,
                                           strtoul(pos, NULL, 10));

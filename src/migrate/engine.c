@@ -84,12 +84,48 @@ int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
     return 1;
 }
 
+static const char *ordinal(unsigned n)
+{
+    if (n % 100 >= 11 && n % 100 <= 13)
+        return "th";
+    return n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+}
+
+/* The connection went inside a no-transaction migration: what of it is committed. */
+static void say_what_stays(const struct pge_migrate *m)
+{
+    const struct pge_migplan_item *it = &m->plan.items[m->item];
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    unsigned total = 0;
+    char done[128], where[600];
+    pge_sqlsplit_init(&sp, m->text, m->text_len);
+    while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT)
+        total++;
+    if (m->stmts_done == 0)
+        snprintf(done, sizeof done, "no statement of %u completed; the 1st was interrupted", total);
+    else if (m->stmts_done >= total)
+        snprintf(done, sizeof done, "all %u statements completed; the record was interrupted",
+                 total);
+    else
+        snprintf(done, sizeof done, "statements 1-%u of %u completed; the %u%s was interrupted",
+                 m->stmts_done, total, m->stmts_done + 1, ordinal(m->stmts_done + 1));
+    snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
+    pge_error("connection lost inside a no-transaction migration: the statements it completed "
+              "stay committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
+              "repair by hand, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("statements", done), PGE_STR("at", where));
+}
+
 void pge_migrate_lost(struct pge_migrate *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(m->conn));
     msg[strcspn(msg, "\n")] = '\0';
     pge_error("lost the database connection", PGE_STR("during", what), PGE_STR("error", msg));
+    if (m->text && m->no_tx && m->item < m->plan.count)
+        say_what_stays(m);
     m->locked = 0;
     m->in_tx = 0;
     pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));

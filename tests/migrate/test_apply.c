@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pgt.h"
 #include "pgt_hooks.h"
@@ -140,4 +141,50 @@ Test(apply, history_rows_are_parameters_not_literals, .timeout = 60)
     cr_assert_eq(rc, 0, "stamp base: exit %d\n%s", rc, p.err);
     pgt_proc_free(&p);
     assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
+}
+
+/* Start pgentry upgrade, wait until its session runs a statement matching pattern (a LIKE on
+ * pg_stat_activity.query in the scene's database), then end that session from outside. */
+static void terminate_when_running(struct scene *s, struct pgt_proc *p, const char *pattern)
+{
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    char sql[600];
+    pgt_proc_spawn(p, argv, s->env);
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+             "current_database() AND pid <> pg_backend_pid() AND query LIKE '%s'",
+             pattern);
+    int64_t deadline = pgt_now_ms() + 30000;
+    for (;;) {
+        char *n = pgt_pg_query(s->pg, s->db, sql);
+        int done = strcmp(n, "0") != 0;
+        free(n);
+        if (done)
+            return;
+        cr_assert_lt(pgt_now_ms(), deadline, "the statement never ran:\n%s",
+                     pgt_read_file(p->err_path));
+        usleep(20000);
+    }
+}
+
+Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .timeout = 60)
+{
+    struct scene s;
+    struct pgt_proc p;
+    scene_init(&s, NULL);
+    add_file(&s, "0001_slow.up.sql",
+             "-- pgentry:no-transaction\n"
+             "CREATE TABLE a (id int);\n"
+             "CREATE TABLE b (id int);\n"
+             "SELECT pg_sleep(30);\n"
+             "CREATE TABLE c (id int);\n");
+    terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
+    int rc = pgt_proc_wait(&p, 30000);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "statements 1-2 of 4 completed; the 3rd was interrupted"),
+              "statements not counted:\n%s", p.err);
+    cr_assert(strstr(p.err, "0001_slow.up.sql:4"), "%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
+    assert_q(&s, "SELECT to_regclass('b') IS NOT NULL AND to_regclass('c') IS NULL", "t");
 }

@@ -27,7 +27,10 @@ struct pge_conninfo {
 /* Parse url (a postgres:// URI or key=value conninfo; NULL or "" means "libpq's PG*
  * variables only") together with envp's PGHOST/PGPORT/PGHOSTADDR/PGSERVICE. Registers any
  * password with the logger's secret scrubber before anything can print it. Returns 0, or -1
- * with a one-line message in err (malformed URL: the caller exits 78). Always free out. */
+ * with a one-line message in err (malformed URL: the caller exits 78). Always free out.
+ * TCP keepalives (keepalives=1, keepalives_idle=10, keepalives_interval=5,
+ * keepalives_count=3) and tcp_user_timeout=30000 are added to the options, each unless url
+ * sets it: a silent partition is noticed within 30 s. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
 

@@ -126,6 +126,10 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
     pge_error("lost the database connection", PGE_STR("during", what), PGE_STR("error", msg));
     if (m->text && m->no_tx && m->item < m->plan.count)
         say_what_stays(m);
+    else if (m->text && m->in_tx && m->item < m->plan.count)
+        pge_error("the server rolled the migration back: nothing of it was applied; run again",
+                  PGE_STR("migration", m->plan.items[m->item].version_text),
+                  PGE_STR("name", m->plan.items[m->item].name));
     m->locked = 0;
     m->in_tx = 0;
     pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));

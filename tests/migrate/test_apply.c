@@ -188,3 +188,21 @@ Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .ti
     assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
     assert_q(&s, "SELECT to_regclass('b') IS NOT NULL AND to_regclass('c') IS NULL", "t");
 }
+
+Test(apply, session_ended_inside_a_transactional_migration_leaves_nothing, .timeout = 60)
+{
+    struct scene s;
+    struct pgt_proc p;
+    scene_init(&s, NULL);
+    add_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(30);\n");
+    terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
+    int rc = pgt_proc_wait(&p, 30000);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "lost the database connection"), "%s", p.err);
+    cr_assert(strstr(p.err, "rolled the migration back") && strstr(p.err, "migration=0002"), "%s",
+              p.err);
+    pgt_proc_free(&p);
+    assert_q(&s, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
+    assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('b') IS NULL", "t");
+}

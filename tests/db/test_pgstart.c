@@ -27,7 +27,7 @@ static void teardown(void)
     ev_loop_destroy(loop);
 }
 
-TestSuite(pgconn, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(pgstart, .init = setup, .fini = teardown, .timeout = 30);
 
 static void on_attempt(void *arg, PGconn *conn, const struct pge_pgconn_error *err)
 {
@@ -63,13 +63,13 @@ static void free_while_the_thread_works(const char *url, char **envp)
     cr_assert_eq(calls, 0, "a freed attempt called back");
 }
 
-Test(pgconn, freed_during_name_resolution)
+Test(pgstart, freed_during_name_resolution)
 {
     char *envp[] = {NULL};
     free_while_the_thread_works("postgres://u:secret@localhost:1/db?connect_timeout=2", envp);
 }
 
-Test(pgconn, freed_while_libpq_starts_the_connection_of_a_service)
+Test(pgstart, freed_while_libpq_starts_the_connection_of_a_service)
 {
     char dir[256], path[400], env_file[450];
     pgt_tempdir(dir, sizeof dir);

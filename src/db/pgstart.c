@@ -13,6 +13,7 @@ struct pge_pgstart {
     void *arg;
     const char **kw;
     const char **val;
+    char *strings;  /* copies of the settings: the attempt and its params may go meanwhile */
     char *password; /* the job's own copy (wiped on release), or NULL */
     PGconn *conn;
 };
@@ -30,6 +31,7 @@ static void start_release(struct pge_workqueue_job *job)
         PQfinish(j->conn);
     free(j->kw);
     free(j->val);
+    free(j->strings);
     if (j->password) {
         explicit_bzero(j->password, strlen(j->password));
         free(j->password);
@@ -68,16 +70,23 @@ struct pge_pgstart *pge_pgstart_submit(struct pge_workqueue *off, const struct p
     j->job.release = start_release;
     j->kw = calloc(p->n + 4, sizeof *j->kw);
     j->val = calloc(p->n + 4, sizeof *j->val);
-    if (!j->kw || !j->val)
+    size_t total = 1;
+    for (size_t i = 0; i < p->n; i++)
+        total += strlen(p->keywords[i]) + strlen(p->values[i]) + 2;
+    j->strings = malloc(total);
+    if (!j->kw || !j->val || !j->strings)
         goto error;
-    /* The strings belong to params, which outlives every attempt and its job; a password of
-     * the attempt's own is copied, as the job may outlive the attempt. */
+    /* The thread reads its own copies: freeing the attempt (or params, at shutdown) while
+     * PQconnectStartParams() runs must not pull them away. The same for the password. */
+    char *pool = j->strings;
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         if (password && strcmp(p->keywords[i], "password") == 0)
             continue;
-        j->kw[k] = p->keywords[i];
-        j->val[k++] = p->values[i];
+        j->kw[k] = pool;
+        pool = stpcpy(pool, p->keywords[i]) + 1;
+        j->val[k++] = pool;
+        pool = stpcpy(pool, p->values[i]) + 1;
     }
     if (password) {
         if (!(j->password = strdup(password)))

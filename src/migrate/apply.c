@@ -63,11 +63,16 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     unsigned line = m->stmt.line;
     char where[600], state_desc[256];
 
-    if (pos) {
-        size_t off = pge_sqlsplit_char_offset(m->text + m->stmt.offset, m->stmt.length,
-                                              strtoul(pos, NULL, 10) - 1);
-        line = pge_sqlsplit_line_at(m->text, m->text_len, m->stmt.offset + off);
+    if (PQstatus(m->conn) != CONNECTION_OK) {
+        /* The session ended (pg_terminate_backend, a restart): not the statement's fault. */
+        PQclear(res);
+        pge_migrate_lost(m, "running a migration");
+        return;
     }
+
+    if (pos)
+        line = pge_sqlsplit_position_line(m->text, m->text_len, m->stmt.offset, m->stmt.length,
+                                          strtoul(pos, NULL, 10));
     snprintf(where, sizeof where, "%s:%u", m->path, line);
 
     /* lock_timeout fired: somebody holds a lock we need; retry the whole migration later. */
@@ -122,21 +127,10 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     pge_migrate_release(m, m->pending);
 }
 
-static void on_recorded(void *arg, PGresult *res)
+/* The migration's history row is written and committed: go on to the next one. */
+static void recorded(struct pge_migrate *m)
 {
-    struct pge_migrate *m = arg;
-    const struct pge_migplan_item *it;
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (ok)
-        m->in_tx = 0;
-    if (!pge_migrate_result_back(m, res, "recording the migration"))
-        return;
-    if (!ok) {
-        statement_failed(m, res);
-        return;
-    }
-    PQclear(res);
-    it = cur(m);
+    const struct pge_migplan_item *it = cur(m);
     int64_t ms = now_ms() - m->item_started_ms;
     if (it->action == PGE_MIGPLAN_DO_APPLY) {
         pge_info("migration applied", PGE_STR("migration", it->version_text),
@@ -161,24 +155,59 @@ static void on_recorded(void *arg, PGresult *res)
     next_item(m);
 }
 
+static void on_recorded(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok)
+        m->in_tx = 0;
+    if (!pge_migrate_result_back(m, res, "recording the migration"))
+        return;
+    if (!ok) {
+        statement_failed(m, res);
+        return;
+    }
+    PQclear(res);
+    recorded(m);
+}
+
+static void on_row_written(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_back(m, res, "recording the migration"))
+        return;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        statement_failed(m, res);
+        return;
+    }
+    PQclear(res);
+    /* SET LOCAL lock_timeout ends with the transaction; without one it must be reset. */
+    const char *then = !m->no_tx                  ? "COMMIT"
+                       : m->o.lock_timeout_ms > 0 ? "RESET lock_timeout"
+                                                  : NULL;
+    if (then)
+        pge_migrate_send(m, then, -1, NULL, on_recorded);
+    else
+        recorded(m);
+}
+
 static void record(struct pge_migrate *m)
 {
     const struct pge_migplan_item *it = cur(m);
     struct pge_histsql_buf b = {0};
-    if (it->action == PGE_MIGPLAN_DO_APPLY)
-        pge_histsql_insert(&b, m->qtable, it->version, it->name, m->checksum,
+    struct pge_histsql_row row;
+    int apply = it->action == PGE_MIGPLAN_DO_APPLY;
+    pge_histsql_row_params(&row, it->version, it->name, m->checksum,
                            m->no_tx ? now_ms() - m->item_started_ms : -1, m->applied_by);
+    if (apply)
+        pge_histsql_insert_sql(&b, m->qtable);
     else
-        pge_histsql_delete(&b, m->qtable, it->version);
-    if (m->no_tx && m->o.lock_timeout_ms > 0)
-        pge_histsql_appendf(&b, "; RESET lock_timeout");
-    if (!m->no_tx)
-        pge_histsql_appendf(&b, "; COMMIT");
+        pge_histsql_delete_sql(&b, m->qtable);
     /* The record step has no statement of the file: errors point at its last line. */
     m->stmt.offset = m->text_len;
     m->stmt.length = 0;
     m->stmt.line = pge_sqlsplit_line_at(m->text, m->text_len, m->text_len);
-    pge_migrate_send_buf(m, &b, on_recorded);
+    pge_migrate_send_buf_params(m, &b, apply ? 5 : 1, row.values, on_row_written);
 }
 
 static void on_statement(void *arg, PGresult *res)
@@ -332,6 +361,8 @@ static void start_item(struct pge_migrate *m)
 static void on_stamped(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+        m->in_tx = 0;
     if (!pge_migrate_result_ok(m, res, PGRES_COMMAND_OK, "stamping"))
         return;
     PQclear(res);
@@ -340,28 +371,57 @@ static void on_stamped(void *arg, PGresult *res)
     pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_OK, 0));
 }
 
+/* One row of the stamp per call (BEGIN's result first), then COMMIT. */
+static void on_stamp_step(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK && m->item == 0)
+        m->in_tx = 1;
+    if (!pge_migrate_result_ok(m, res, PGRES_COMMAND_OK, "stamping"))
+        return;
+    PQclear(res);
+    if (m->item == m->plan.count) {
+        pge_migrate_send(m, "COMMIT", -1, NULL, on_stamped);
+        return;
+    }
+    const struct pge_migplan_item *it = &m->plan.items[m->item++];
+    struct pge_histsql_buf b = {0};
+    struct pge_histsql_row row;
+    int record_it = it->action == PGE_MIGPLAN_DO_RECORD;
+    pge_histsql_row_params(&row, it->version, it->name, it->file ? it->file->checksum : "", 0,
+                           m->applied_by);
+    if (record_it)
+        pge_histsql_insert_sql(&b, m->qtable);
+    else
+        pge_histsql_delete_sql(&b, m->qtable);
+    pge_migrate_send_buf_params(m, &b, record_it ? 5 : 1, row.values, on_stamp_step);
+}
+
 /* Stamp rows in one transaction: all recorded or none. */
 void pge_migrate_stamp(struct pge_migrate *m, FILE *print_to)
 {
-    struct pge_histsql_buf b = {0};
-    pge_histsql_appendf(&b, "BEGIN;\n");
-    for (size_t i = 0; i < m->plan.count; i++) {
-        const struct pge_migplan_item *it = &m->plan.items[i];
-        if (it->action == PGE_MIGPLAN_DO_RECORD)
-            pge_histsql_insert(&b, m->qtable, it->version, it->name, it->file->checksum, 0,
-                               m->applied_by);
-        else
-            pge_histsql_delete(&b, m->qtable, it->version);
-        pge_histsql_appendf(&b, ";\n");
-    }
-    pge_histsql_appendf(&b, "COMMIT;\n");
-    if (print_to && !b.failed) {
-        fputs(b.s, print_to);
+    if (print_to) {
+        struct pge_histsql_buf b = {0};
+        pge_histsql_appendf(&b, "BEGIN;\n");
+        for (size_t i = 0; i < m->plan.count; i++) {
+            const struct pge_migplan_item *it = &m->plan.items[i];
+            if (it->action == PGE_MIGPLAN_DO_RECORD)
+                pge_histsql_insert(&b, m->qtable, it->version, it->name, it->file->checksum, 0,
+                                   m->applied_by);
+            else
+                pge_histsql_delete(&b, m->qtable, it->version);
+            pge_histsql_appendf(&b, ";\n");
+        }
+        pge_histsql_appendf(&b, "COMMIT;\n");
+        int failed = b.failed;
+        if (!failed)
+            fputs(b.s, print_to);
         pge_histsql_buf_free(&b);
-        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_OK, 0));
+        pge_migrate_finish(m, PGE_OUTCOME(failed ? PGE_OUT_INTERNAL : PGE_OUT_OK, 0));
         return;
     }
-    pge_migrate_send_buf(m, &b, on_stamped);
+    m->item = 0;
+    pge_migrate_send(m, "BEGIN", -1, NULL, on_stamp_step);
 }
 
 static void next_item(struct pge_migrate *m)

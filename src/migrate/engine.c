@@ -86,12 +86,52 @@ int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
     return 1;
 }
 
+static const char *ordinal(unsigned n)
+{
+    if (n % 100 >= 11 && n % 100 <= 13)
+        return "th";
+    return n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+}
+
+/* The connection went inside a no-transaction migration: what of it is committed. */
+static void say_what_stays(const struct pge_migrate *m)
+{
+    const struct pge_migplan_item *it = &m->plan.items[m->item];
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    unsigned total = 0;
+    char done[128], where[600];
+    pge_sqlsplit_init(&sp, m->text, m->text_len);
+    while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT)
+        total++;
+    if (m->stmts_done == 0)
+        snprintf(done, sizeof done, "no statement of %u completed; the 1st was interrupted", total);
+    else if (m->stmts_done >= total)
+        snprintf(done, sizeof done, "all %u statements completed; the record was interrupted",
+                 total);
+    else
+        snprintf(done, sizeof done, "statements 1-%u of %u completed; the %u%s was interrupted",
+                 m->stmts_done, total, m->stmts_done + 1, ordinal(m->stmts_done + 1));
+    snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
+    pge_error("connection lost inside a no-transaction migration: the statements it completed "
+              "stay committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
+              "repair by hand, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("statements", done), PGE_STR("at", where));
+}
+
 void pge_migrate_lost(struct pge_migrate *m, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(m->conn));
     msg[strcspn(msg, "\n")] = '\0';
     pge_error("lost the database connection", PGE_STR("during", what), PGE_STR("error", msg));
+    if (m->text && m->no_tx && m->item < m->plan.count)
+        say_what_stays(m);
+    else if (m->text && m->in_tx && m->item < m->plan.count)
+        pge_error("the server rolled the migration back: nothing of it was applied; run again",
+                  PGE_STR("migration", m->plan.items[m->item].version_text),
+                  PGE_STR("name", m->plan.items[m->item].name));
     m->locked = 0;
     m->in_tx = 0;
     pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
@@ -100,17 +140,29 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
 /* A query failed outside a migration's own statements. */
 void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *what)
 {
-    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    char msg[512];
+    /* Copies: the fields live in res, which is cleared before they are looked at again. */
+    const char *field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char st[8], msg[512];
+    snprintf(st, sizeof st, "%s", field ? field : "");
     snprintf(msg, sizeof msg, "%s",
              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  : PQresultErrorMessage(res));
-    pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st ? st : ""),
-              PGE_STR("error", msg));
+    msg[strcspn(msg, "\n")] = '\0';
     PQclear(res);
     /* 3F000: the schema of --table does not exist; 42501: no right to create the table. */
-    if (st && (strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0))
+    int config = strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0;
+    if (config)
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg),
+                  PGE_STR("fix", st[0] == '3' ? "create the schema, or name an existing one in "
+                                                "--table (schema.table) or the search_path"
+                                              : "grant the role CREATE on the schema of --table, "
+                                                "or name another schema in --table"));
+    else
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg));
+    if (config)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
     else
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
@@ -125,13 +177,19 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
     return -1;
 }
 
-void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+void pge_migrate_send_buf_params(struct pge_migrate *m, struct pge_histsql_buf *b, int nparams,
+                                 const char *const *params, pge_pgquery_cb cb)
 {
     if (b->failed)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
     else
-        pge_migrate_send(m, b->s, -1, NULL, cb);
+        pge_migrate_send(m, b->s, nparams, params, cb);
     pge_histsql_buf_free(b);
+}
+
+void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+{
+    pge_migrate_send_buf_params(m, b, -1, NULL, cb);
 }
 
 int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what)

@@ -111,6 +111,9 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
 /* Send the SQL built in b (freed here) like pge_migrate_send(); when building it ran out of
  * memory, abort with INTERNAL instead. */
 void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb);
+/* pge_migrate_send_buf() with nparams text parameters (NULL for SQL NULL; -1: none). */
+void pge_migrate_send_buf_params(struct pge_migrate *m, struct pge_histsql_buf *b, int nparams,
+                                 const char *const *params, pge_pgquery_cb cb);
 /* The common start of a query callback: 1 when res has status want (res is the caller's);
  * otherwise a stop, a lost connection or the failure of what was handled (res cleared), 0. */
 int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,

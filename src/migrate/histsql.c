@@ -144,6 +144,33 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
     pge_histsql_append(b, ")", 1);
 }
 
+void pge_histsql_row_params(struct pge_histsql_row *r, int64_t version, const char *name,
+                            const char *checksum, int64_t duration_ms, const char *applied_by)
+{
+    snprintf(r->version, sizeof r->version, "%lld", (long long)version);
+    snprintf(r->duration, sizeof r->duration, "%lld", (long long)duration_ms);
+    r->values[0] = r->version;
+    r->values[1] = name;
+    r->values[2] = checksum;
+    r->values[3] = duration_ms < 0 ? NULL : r->duration;
+    r->values[4] = applied_by;
+}
+
+void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable)
+{
+    pge_histsql_appendf(b,
+                        "INSERT INTO %s (version, name, checksum, duration_ms, applied_by) "
+                        "VALUES ($1::bigint, $2::text, $3::text, coalesce($4::integer, "
+                        "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), "
+                        "$5::text)",
+                        qtable);
+}
+
+void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable)
+{
+    pge_histsql_appendf(b, "DELETE FROM %s WHERE version = $1::bigint", qtable);
+}
+
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version)
 {
     pge_histsql_appendf(b, "DELETE FROM %s WHERE version = %lld", qtable, (long long)version);

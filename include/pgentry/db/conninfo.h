@@ -47,7 +47,10 @@ struct pge_conninfo {
  * (service= or PGSERVICE) must be defined in the service files libpq reads: they are read
  * here, synchronously, so call this before the event loop runs. Returns 0, or -1 with a
  * one-line message in err that shows no password (malformed URL, unknown scheme, unknown
- * service: the caller exits 78). Always free out. */
+ * service: the caller exits 78). Always free out.
+ * TCP keepalives (keepalives=1, keepalives_idle=10, keepalives_interval=5,
+ * keepalives_count=3) and tcp_user_timeout=30000 are added to the options, each unless url
+ * sets it: a silent partition is noticed within 30 s. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
 

@@ -43,6 +43,28 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
                         const char *name, const char *checksum, int64_t duration_ms,
                         const char *applied_by);
 
+/* A history row as query parameters, for pge_histsql_insert_sql() ($1 version, $2 name,
+ * $3 checksum, $4 duration_ms, NULL when the server computes it, $5 applied_by) and
+ * pge_histsql_delete_sql() ($1 only). values point into the struct itself and into the
+ * caller's strings: fill it in place, do not copy it, keep the strings alive while it is used.
+ * Sent as parameters, no value is ever parsed as SQL (whatever standard_conforming_strings
+ * is). */
+struct pge_histsql_row {
+    char version[24];
+    char duration[24];
+    const char *values[5];
+};
+
+/* Fill r; duration_ms < 0 leaves $4 NULL (the server's transaction time is used). Pure. */
+void pge_histsql_row_params(struct pge_histsql_row *r, int64_t version, const char *name,
+                            const char *checksum, int64_t duration_ms, const char *applied_by);
+
+/* INSERT of a history row taking the five parameters of struct pge_histsql_row. */
+void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable);
+
+/* DELETE of a history row taking its version as $1. */
+void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable);
+
 /* DELETE of a migration's history row (a downgrade, or stamp below it). */
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version);
 

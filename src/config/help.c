@@ -1,7 +1,10 @@
 /* The --help text: every option with its variable and default, subcommands and exit codes. */
 #include "pgentry/config/config.h"
 
-const char *pge_config_help(void)
+#include <stdio.h>
+
+/* Two literals, since C99 compilers need only support 4095 characters in one. */
+static const char *help_usage(void)
 {
     return "pgentry " PGENTRY_VERSION
            " - container entrypoint: wait for PostgreSQL, migrate, run the app\n"
@@ -12,9 +15,11 @@ const char *pge_config_help(void)
            "  pgentry wait [OPTIONS]                   wait for every dependency, exit 0\n"
            "  pgentry upgrade [head|+N|VERSION] [--sql] apply pending migrations\n"
            "  pgentry downgrade -N|VERSION|base [--sql] revert with the .down.sql files\n"
-           "  pgentry current                          print the applied head version\n"
-           "  pgentry history                          every migration and its state\n"
-           "  pgentry status                           history, plus drift and notes\n"
+           "  pgentry current [--format json]          print the applied head version\n"
+           "  pgentry history [--format json]          every migration and its state\n"
+           "  pgentry status [--format json] [--exit-code]  history, plus drift and notes;\n"
+           "                                           --exit-code: 0 up to date, 1 pending,\n"
+           "                                           65 drift or out-of-order\n"
            "  pgentry stamp VERSION|head|base          record versions without running SQL\n"
            "  pgentry revision -m MESSAGE              create the next .up.sql/.down.sql pair\n"
            "  pgentry verify                           exit 65 if an applied file changed\n"
@@ -31,6 +36,8 @@ const char *pge_config_help(void)
            "  --connect-timeout DUR     PGENTRY_CONNECT_TIMEOUT  one attempt (5s)\n"
            "  --backoff-initial DUR     PGENTRY_BACKOFF_INITIAL  first retry ceiling (10ms)\n"
            "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (40ms)\n"
+           "  --create-database         PGENTRY_CREATE_DATABASE=1  on 3D000, CREATE DATABASE\n"
+           "                                             (through postgres, else template1)\n"
            "  --wait-tcp HOST:PORT      PGENTRY_WAIT_TCP   also wait for a TCP listener (repeat)\n"
            "  --wait-http URL           PGENTRY_WAIT_HTTP  also wait for a 2xx (repeat)\n"
            "\n"
@@ -47,16 +54,26 @@ const char *pge_config_help(void)
            "(0 = forever)\n"
            "  --lock-timeout DUR        PGENTRY_LOCK_TIMEOUT     SET lock_timeout per migration; "
            "retry on 55P03\n"
+           "  --statement-timeout DUR   PGENTRY_STATEMENT_TIMEOUT  per migration (0 = no limit,\n"
+           "                                             overriding the role's or server's)\n"
+           "  --format text|json        (current, history, status) machine-readable output\n"
+           "  --exit-code               (status) exit 1 if pending, 65 on drift/out-of-order\n"
            "  --sql                     (upgrade/downgrade) print the SQL, change nothing\n"
            "  -m MESSAGE                (revision) the new migration's name\n"
-           "\n"
-           "Application:\n"
+           "\n";
+}
+
+static const char *help_application(void)
+{
+    return "Application:\n"
            "  --exec                    PGENTRY_EXEC=1   replace pgentry with COMMAND: no health\n"
            "                                             endpoint, no zombie reaping, no stop\n"
            "                                             timeout (COMMAND must do its own init);\n"
            "                                             without a COMMAND, PGENTRY_EXEC is\n"
            "                                             ignored and --exec is an error\n"
            "  --stop-timeout DUR        PGENTRY_STOP_TIMEOUT   then SIGKILL (10s)\n"
+           "  --stop-delay DUR          PGENTRY_STOP_DELAY     after TERM/INT: readiness 503 at\n"
+           "                                             once, COMMAND signalled after DUR (0)\n"
            "  --signal-group            PGENTRY_SIGNAL_GROUP=1 signal the child's process group\n"
            "  --rewrite SIG:SIG         PGENTRY_REWRITE  e.g. TERM:QUIT; TO may be 0 (repeat)\n"
            "  --user USER[:GROUP]       PGENTRY_USER     drop privileges before COMMAND\n"
@@ -75,4 +92,13 @@ const char *pge_config_help(void)
            "executable/not found; 64 usage; 65 migration failed; 69 dependency not ready in\n"
            "time; 70 internal; 75 migration lock not obtained; 77 PostgreSQL refused us for\n"
            "good (password, pg_hba, database missing); 78 configuration error.\n";
+}
+
+const char *pge_config_help(void)
+{
+    /* Built once; main prints it before anything else runs (no thread shares it). */
+    static char text[8192];
+    if (!text[0])
+        snprintf(text, sizeof text, "%s%s", help_usage(), help_application());
+    return text;
 }

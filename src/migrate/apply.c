@@ -170,8 +170,10 @@ static void record(struct pge_migrate *m)
                            m->no_tx ? now_ms() - m->item_started_ms : -1, m->applied_by);
     else
         pge_histsql_delete(&b, m->qtable, it->version);
-    if (m->no_tx && m->o.lock_timeout_ms > 0)
-        pge_histsql_appendf(&b, "; RESET lock_timeout");
+    if (m->no_tx) {
+        pge_histsql_appendf(&b, "; ");
+        pge_histsql_reset_timeouts(&b, m->o.lock_timeout_ms);
+    }
     if (!m->no_tx)
         pge_histsql_appendf(&b, "; COMMIT");
     /* The record step has no statement of the file: errors point at its last line. */
@@ -309,19 +311,9 @@ static void start_item(struct pge_migrate *m)
     pge_debug(down ? "reverting migration" : "applying migration",
               PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
               PGE_STR("file", m->path));
-    if (m->no_tx) {
-        if (m->o.lock_timeout_ms <= 0) {
-            next_statement(m);
-            return;
-        }
-        pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 0);
-    } else {
-        pge_histsql_appendf(&b, "BEGIN");
-        if (m->o.lock_timeout_ms > 0) {
-            pge_histsql_appendf(&b, "; ");
-            pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 1);
-        }
-    }
+    if (!m->no_tx)
+        pge_histsql_appendf(&b, "BEGIN; ");
+    pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !m->no_tx);
     pge_migrate_send_buf(m, &b, on_began);
 }
 

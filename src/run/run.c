@@ -158,6 +158,7 @@ static void start_migrations(struct run *r)
         .sql_only = cfg->sql_only,
         .lock_wait_ms = cfg->lock_wait_ms,
         .lock_timeout_ms = cfg->lock_timeout_ms,
+        .statement_timeout_ms = cfg->statement_timeout_ms,
         .wait_timeout_ms = cfg->wait_timeout_ms,
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,

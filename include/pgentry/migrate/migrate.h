@@ -31,6 +31,7 @@ struct pge_migrate_opts {
     int sql_only;                   /* --sql: print what would run, change nothing */
     int64_t lock_wait_ms;           /* 0: forever */
     int64_t lock_timeout_ms;        /* 0: off */
+    int64_t statement_timeout_ms;   /* set for each migration; 0: no limit (not "unset") */
     int64_t wait_timeout_ms;        /* PGE_MIGRATE_WAIT deadline; 0: forever */
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;

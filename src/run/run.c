@@ -156,6 +156,8 @@ static void start_migrations(struct run *r)
         .files = &r->pre.files,
         .table = cfg->table,
         .sql_only = cfg->sql_only,
+        .format_json = cfg->format_json,
+        .exit_code = cfg->exit_code,
         .lock_wait_ms = cfg->lock_wait_ms,
         .lock_timeout_ms = cfg->lock_timeout_ms,
         .statement_timeout_ms = cfg->statement_timeout_ms,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pgt.h"
 #include "pgt_hooks.h"
@@ -131,8 +132,131 @@ Test(migops, sql_output_shows_the_timeouts, .timeout = 30)
     int rc = run(&w, &p, "upgrade", "--sql", "--statement-timeout", "2m", NULL);
     cr_assert_eq(rc, 0, "upgrade --sql: %d\n%s", rc, p.err);
     cr_assert(strstr(p.out, "BEGIN;\nSET LOCAL statement_timeout = '120000ms';\n"), "%s", p.out);
-    cr_assert(strstr(p.out, "SET statement_timeout = '120000ms';\n-- pgentry:no-transaction"),
-              "%s", p.out);
+    cr_assert(strstr(p.out, "SET statement_timeout = '120000ms';\n-- pgentry:no-transaction"), "%s",
+              p.out);
     cr_assert(strstr(p.out, "RESET statement_timeout;\n"), "%s", p.out);
+    pgt_proc_free(&p);
+}
+
+/* Evaluate a Python expression over the JSON document json (as d) with a real JSON parser;
+ * the result's repr, owned. A document Python cannot parse fails the test. */
+static char *json_eval(const char *json, const char *expr)
+{
+    char dir[256], path[300];
+    struct pgt_proc p;
+    pgt_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/doc.json", dir);
+    pgt_write_file(path, json);
+    const char *argv[] = {"/usr/bin/python3",
+                          "-c",
+                          "import json,sys\nd = json.load(open(sys.argv[1]))\n"
+                          "print(repr(eval(sys.argv[2])))",
+                          path,
+                          expr,
+                          NULL};
+    int rc = pgt_run(&p, argv, NULL, 20000);
+    cr_assert_eq(rc, 0, "python3 could not read the JSON:\n%s\n---\n%s", p.err, json);
+    char *out = strdup(p.out);
+    pgt_proc_free(&p);
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n')
+        out[n - 1] = '\0';
+    return out;
+}
+
+static void assert_json(const char *json, const char *expr, const char *expected)
+{
+    char *got = json_eval(json, expr);
+    cr_assert_str_eq(got, expected, "%s\n  got: %s\n  want: %s\n---\n%s", expr, got, expected,
+                     json);
+    free(got);
+}
+
+Test(migops, json_reports_and_status_exit_codes, .timeout = 90)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w);
+
+    /* Empty database, nothing applied: current is null; two files pending → 1. */
+    add_file(&w, "0001_first.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&w, "0002_second \"q\".up.sql", "CREATE TABLE b (id int);\n");
+    int rc = run(&w, &p, "current", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "current: %d\n%s", rc, p.err);
+    assert_json(p.out, "(d['format'], d['command'], d['current'])", "(1, 'current', None)");
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 1, "status --exit-code with pending: %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "pending"), "text output stays: %s", p.out);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--format=json", "--exit-code", NULL);
+    cr_assert_eq(rc, 1, "status --exit-code with pending: %d\n%s", rc, p.err);
+    assert_json(p.out, "(d['pending'], d['applied'], d['up_to_date'], d['table'])",
+                "(2, 0, False, 'pgentry_migrations')");
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", NULL);
+    cr_assert_eq(rc, 0, "status without --exit-code stays 0: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+
+    /* Up to date → 0; the fields of each version. */
+    rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "upgrade: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--exit-code", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "status --exit-code up to date: %d\n%s", rc, p.err);
+    assert_json(p.out, "(d['format'], d['command'], d['current'], d['up_to_date'], d['pending'])",
+                "(1, 'status', '0002', True, 0)");
+    assert_json(p.out,
+                "[(m['version'], m['version_number'], m['name'], m['state'], "
+                "len(m['checksum_file']), m['checksum_file'] == m['checksum_recorded'], "
+                "m['applied_at'] is not None) for m in d['migrations']]",
+                "[('0001', 1, 'first', 'applied', 64, True, True), "
+                "('0002', 2, 'second \"q\"', 'applied', 64, True, True)]");
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "history", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "history: %d\n%s", rc, p.err);
+    assert_json(p.out, "(d['command'], [m['state'] for m in d['migrations']], 'drift' in d)",
+                "('history', ['applied', 'applied'], False)");
+    pgt_proc_free(&p);
+
+    /* Out of order → 65. */
+    add_file(&w, "0000_early.up.sql", "CREATE TABLE c (id int);\n");
+    rc = run(&w, &p, "status", "--exit-code", "--format", "json", NULL);
+    cr_assert_eq(rc, 65, "status --exit-code out of order: %d\n%s", rc, p.err);
+    assert_json(p.out, "(d['out_of_order'], d['migrations'][0]['state'])", "(1, 'out_of_order')");
+    pgt_proc_free(&p);
+
+    /* Drift → 65, even with the out-of-order file gone. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/0000_early.up.sql", w.dir);
+    cr_assert_eq(unlink(path), 0);
+    add_file(&w, "0001_first.up.sql", "CREATE TABLE a (id bigint);\n");
+    rc = run(&w, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 65, "status --exit-code with drift: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "status (no --exit-code) with drift: %d\n%s", rc, p.err);
+    assert_json(p.out,
+                "(d['drift'], d['migrations'][0]['state'], "
+                "d['migrations'][0]['checksum_file'] != d['migrations'][0]['checksum_recorded'])",
+                "(1, 'drift', True)");
+    pgt_proc_free(&p);
+}
+
+Test(migops, format_and_exit_code_are_refused_elsewhere, .timeout = 30)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w);
+    int rc = run(&w, &p, "upgrade", "--format", "json", NULL);
+    cr_assert_eq(rc, 64, "upgrade --format json: %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "--format"), "%s", p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "history", "--exit-code", NULL);
+    cr_assert_eq(rc, 64, "history --exit-code: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--format", "yaml", NULL);
+    cr_assert_eq(rc, 64, "--format yaml: %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "text or json"), "%s", p.err);
     pgt_proc_free(&p);
 }

@@ -87,6 +87,7 @@ static void start_command(struct run *r)
         .rewrite = cfg->rewrite,
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
+        .stop_delay_ms = cfg->stop_delay_ms,
         .state = &r->state,
         .orig_mask = r->orig_mask,
     };

@@ -244,6 +244,7 @@ static int start_wait(struct run *r)
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
         .seed = r->seed,
+        .create_database = cfg->create_database,
     };
     r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
     if (!r->wait)

@@ -160,6 +160,12 @@ static const char *scrub(const char *src, char *dst, size_t size)
     return dst;
 }
 
+char *pge_log_scrub(const char *text, char *out, size_t size)
+{
+    scrub(text, out, size);
+    return out;
+}
+
 static int needs_quotes(const char *s)
 {
     if (*s == '\0')

@@ -181,14 +181,15 @@ static void on_row_written(void *arg, PGresult *res)
         return;
     }
     PQclear(res);
-    /* SET LOCAL lock_timeout ends with the transaction; without one it must be reset. */
-    const char *then = !m->no_tx                  ? "COMMIT"
-                       : m->o.lock_timeout_ms > 0 ? "RESET lock_timeout"
-                                                  : NULL;
-    if (then)
-        pge_migrate_send(m, then, -1, NULL, on_recorded);
-    else
-        recorded(m);
+    /* SET LOCAL timeouts end with the transaction; without one, the session's SETs (the
+     * statement timeout always, the lock timeout when given) go back to their defaults. */
+    if (!m->no_tx) {
+        pge_migrate_send(m, "COMMIT", -1, NULL, on_recorded);
+        return;
+    }
+    struct pge_histsql_buf b = {0};
+    pge_histsql_reset_timeouts(&b, m->o.lock_timeout_ms);
+    pge_migrate_send_buf(m, &b, on_recorded);
 }
 
 static void record(struct pge_migrate *m)
@@ -342,19 +343,9 @@ static void start_item(struct pge_migrate *m)
     pge_debug(down ? "reverting migration" : "applying migration",
               PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
               PGE_STR("file", m->path));
-    if (m->no_tx) {
-        if (m->o.lock_timeout_ms <= 0) {
-            next_statement(m);
-            return;
-        }
-        pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 0);
-    } else {
-        pge_histsql_appendf(&b, "BEGIN");
-        if (m->o.lock_timeout_ms > 0) {
-            pge_histsql_appendf(&b, "; ");
-            pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 1);
-        }
-    }
+    if (!m->no_tx)
+        pge_histsql_appendf(&b, "BEGIN; ");
+    pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !m->no_tx);
     pge_migrate_send_buf(m, &b, on_began);
 }
 

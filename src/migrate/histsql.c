@@ -181,6 +181,24 @@ void pge_histsql_lock_timeout(struct pge_histsql_buf *b, int64_t ms, int local)
     pge_histsql_appendf(b, "SET %slock_timeout = '%lldms'", local ? "LOCAL " : "", (long long)ms);
 }
 
+void pge_histsql_timeouts(struct pge_histsql_buf *b, int64_t statement_ms, int64_t lock_ms,
+                          int local)
+{
+    pge_histsql_appendf(b, "SET %sstatement_timeout = '%lldms'", local ? "LOCAL " : "",
+                        (long long)statement_ms);
+    if (lock_ms > 0) {
+        pge_histsql_append(b, "; ", 2);
+        pge_histsql_lock_timeout(b, lock_ms, local);
+    }
+}
+
+void pge_histsql_reset_timeouts(struct pge_histsql_buf *b, int64_t lock_ms)
+{
+    pge_histsql_appendf(b, "RESET statement_timeout");
+    if (lock_ms > 0)
+        pge_histsql_appendf(b, "; RESET lock_timeout");
+}
+
 /* The next word of s[*i..len) (letters only), lowercased into w; skips blanks and comments. */
 static size_t next_word(const char *s, size_t len, size_t *i, char *w, size_t size)
 {

@@ -31,13 +31,12 @@ void pge_migrate_print_sql(struct pge_migrate *m)
         }
         int no_tx = pge_migfile_no_transaction(text, len);
         printf("\n-- %s %s_%s (%s)\n", down ? "revert" : "apply", it->version_text, it->name, path);
-        if (!no_tx) {
+        if (!no_tx)
             printf("BEGIN;\n");
-            if (m->o.lock_timeout_ms > 0)
-                printf("SET LOCAL lock_timeout = '%lldms';\n", (long long)m->o.lock_timeout_ms);
-        } else if (m->o.lock_timeout_ms > 0) {
-            printf("SET lock_timeout = '%lldms';\n", (long long)m->o.lock_timeout_ms);
-        }
+        b = (struct pge_histsql_buf){0};
+        pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !no_tx);
+        printf("%s;\n", b.s ? b.s : "");
+        pge_histsql_buf_free(&b);
         fwrite(text, 1, len, stdout);
         if (len && text[len - 1] != '\n')
             putchar('\n');
@@ -58,8 +57,12 @@ void pge_migrate_print_sql(struct pge_migrate *m)
                                m->applied_by);
         printf("%s;\n", b.s ? b.s : "");
         pge_histsql_buf_free(&b);
-        if (no_tx && m->o.lock_timeout_ms > 0)
-            printf("RESET lock_timeout;\n");
+        if (no_tx) {
+            b = (struct pge_histsql_buf){0};
+            pge_histsql_reset_timeouts(&b, m->o.lock_timeout_ms);
+            printf("%s;\n", b.s ? b.s : "");
+            pge_histsql_buf_free(&b);
+        }
         if (!no_tx)
             printf("COMMIT;\n");
     }

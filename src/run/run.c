@@ -87,6 +87,7 @@ static void start_command(struct run *r)
         .rewrite = cfg->rewrite,
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
+        .stop_delay_ms = cfg->stop_delay_ms,
         .state = &r->state,
         .orig_mask = r->orig_mask,
     };
@@ -156,8 +157,11 @@ static void start_migrations(struct run *r)
         .files = &r->pre.files,
         .table = cfg->table,
         .sql_only = cfg->sql_only,
+        .format_json = cfg->format_json,
+        .exit_code = cfg->exit_code,
         .lock_wait_ms = cfg->lock_wait_ms,
         .lock_timeout_ms = cfg->lock_timeout_ms,
+        .statement_timeout_ms = cfg->statement_timeout_ms,
         .wait_timeout_ms = cfg->wait_timeout_ms,
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
@@ -241,6 +245,7 @@ static int start_wait(struct run *r)
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
         .seed = r->seed,
+        .create_database = cfg->create_database,
     };
     r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
     if (!r->wait)

@@ -71,6 +71,17 @@ void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t v
 /* SET [LOCAL] lock_timeout = 'Nms'. */
 void pge_histsql_lock_timeout(struct pge_histsql_buf *b, int64_t ms, int local);
 
+/* The settings a migration runs under: SET [LOCAL] statement_timeout = 'Nms' (always: 0 is
+ * "no limit" and overrides a role's or server's timeout), then lock_timeout when lock_ms > 0.
+ * LOCAL for a migration in a transaction; a session SET for a no-transaction one, undone by
+ * pge_histsql_reset_timeouts() after its history row. */
+void pge_histsql_timeouts(struct pge_histsql_buf *b, int64_t statement_ms, int64_t lock_ms,
+                          int local);
+
+/* RESET statement_timeout (and lock_timeout when lock_ms > 0): back to the session's default,
+ * the role's or server's own setting, since pgentry sets them only around a migration. */
+void pge_histsql_reset_timeouts(struct pge_histsql_buf *b, int64_t lock_ms);
+
 /* Whether stmt[0..len) (a statement as the splitter returns it: starting at its first keyword)
  * ends or starts a transaction: BEGIN, START, COMMIT, END, ABORT, ROLLBACK (but not ROLLBACK TO
  * a savepoint). Such a statement inside a migration that pgentry wraps in its own transaction

@@ -29,8 +29,11 @@ struct pge_migrate_opts {
     const struct pge_migset *files; /* scanned migrations (borrowed) */
     const char *table;              /* history table, maybe "schema.table" */
     int sql_only;                   /* --sql: print what would run, change nothing */
+    int format_json;                /* current/history/status: --format json */
+    int exit_code;                  /* status --exit-code: the outcome says pending or drift */
     int64_t lock_wait_ms;           /* 0: forever */
     int64_t lock_timeout_ms;        /* 0: off */
+    int64_t statement_timeout_ms;   /* set for each migration; 0: no limit (not "unset") */
     int64_t wait_timeout_ms;        /* PGE_MIGRATE_WAIT deadline; 0: forever */
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
@@ -45,7 +48,8 @@ struct pge_migrate_opts {
 
 struct pge_migrate;
 
-/* Called once with how the operation ended: OK, MIGRATION_FAILED, LOCK_TIMEOUT, NOT_READY
+/* Called once with how the operation ended: OK, PENDING (status --exit-code; MIGRATION_FAILED
+ * there means drift or out-of-order), MIGRATION_FAILED, LOCK_TIMEOUT, NOT_READY
  * (--wait-migrations deadline), USAGE (bad target), CONFIG (e.g. the history table's schema is
  * missing), INTERNAL, STOPPED (value = the stop signal; everything was rolled back and the lock
  * released). May free the engine. */

@@ -26,6 +26,7 @@ struct pge_supervisor_opts {
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
+    int64_t stop_delay_ms;      /* TERM/INT reach COMMAND only after this (0: at once) */
     struct pge_runstate *state; /* app.* fields are kept up to date; may be NULL */
     const sigset_t *orig_mask;  /* the mask pgentry started with: COMMAND gets it back (NULL:
                                  * empty) */
@@ -56,8 +57,10 @@ int pge_supervisor_start(struct pge_supervisor *s, struct pge_outcome *out, char
 
 /* A signal pgentry received while supervising: apply --rewrite, forward it (to the group with
  * --signal-group). A stop signal (TERM, INT, QUIT as received, unless rewritten to 0) also
- * starts --stop-timeout, after which the child's group is SIGKILLed. Once the main child has
- * exited, signals are no longer forwarded (the remaining processes are being stopped). */
+ * starts --stop-timeout, after which the child's group is SIGKILLed. With stop_delay_ms, the
+ * first TERM or INT is held that long before it is forwarded (and the stop timeout starts then);
+ * another stop signal meanwhile is forwarded at once, instead of the held one. Once the main child
+ * has exited, signals are no longer forwarded (the remaining processes are being stopped). */
 void pge_supervisor_signal(struct pge_supervisor *s, int signo);
 
 /* Whether signo asks pgentry to stop (TERM, INT or QUIT), in every phase. Pure. */

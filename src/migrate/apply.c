@@ -382,8 +382,29 @@ static void next_item(struct pge_migrate *m)
     start_item(m);
 }
 
+/* A migration with no statement (a revision never filled in) would be recorded as applied
+ * with nothing done: refuse the plan before anything of it runs. Returns 0, or -1 after
+ * reporting. */
+static int check_empty(const struct pge_migrate *m)
+{
+    for (size_t i = 0; i < m->plan.count; i++) {
+        const struct pge_migplan_item *it = &m->plan.items[i];
+        if (it->action != PGE_MIGPLAN_DO_APPLY || !it->file->up_empty)
+            continue;
+        pge_error("migration has no statement (empty, or comments only): write its SQL or "
+                  "delete the file; nothing was applied",
+                  PGE_STR("migration", it->version_text), PGE_STR("file", it->file->up_path));
+        return -1;
+    }
+    return 0;
+}
+
 void pge_migrate_apply_plan(struct pge_migrate *m)
 {
+    if (m->op == PGE_MIGRATE_UPGRADE && check_empty(m) < 0) {
+        pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     pge_info(m->op == PGE_MIGRATE_UPGRADE ? "applying migrations" : "reverting migrations",
              PGE_STR("from", m->plan.head_text), PGE_INT("count", (long long)m->plan.count));
     m->item = 0;

@@ -150,6 +150,7 @@ Test(pooling, wait_migrations_through_transaction_pooling_notices, .timeout = 90
     pgt_proc_free(&up);
     rc = pgt_proc_wait(&waiter, 30000);
     cr_assert_eq(rc, 0, "the waiter notices: rc %d\n%s", rc, waiter.err);
+    cr_assert(strstr(waiter.err, "polling the history instead of LISTEN"), "%s", waiter.err);
     pgt_proc_free(&waiter);
     pgt_bouncer_stop(&d.b);
 }

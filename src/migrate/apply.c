@@ -181,6 +181,46 @@ static void record(struct pge_migrate *m)
     pge_migrate_send_buf(m, &b, on_recorded);
 }
 
+static void on_invalid_indexes(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "checking the migration's indexes"))
+        return;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        record(m);
+        return;
+    }
+    const struct pge_migplan_item *it = cur(m);
+    char fix[300];
+    snprintf(fix, sizeof fix, "DROP INDEX CONCURRENTLY %s;", PQgetvalue(res, 0, 0));
+    pge_error("migration left an INVALID index (an interrupted CREATE INDEX CONCURRENTLY?); it "
+              "is not recorded as applied: drop the index, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("index", PQgetvalue(res, 0, 0)), PGE_STR("fix", fix),
+              PGE_INT("invalid_indexes", PQntuples(res)));
+    PQclear(res);
+    pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+}
+
+/* Before a no-transaction migration is recorded: an index build it ran and that was
+ * interrupted (by a stop, a restart, a cancelled earlier run) stays INVALID, and IF NOT EXISTS
+ * then skips it for good. Look for invalid indexes that the file names, or that sit on a table
+ * it names (auto-named ones, REINDEX's _ccnew). */
+static void check_invalid_indexes(struct pge_migrate *m)
+{
+    const char *params[1] = {m->text};
+    /* The statement spans point into m->text; it is NUL-terminated at text_len. */
+    pge_migrate_send(m,
+                     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c "
+                     "ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid JOIN "
+                     "pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND "
+                     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+                     "'pg\\_toast%' AND (strpos(lower($1), lower(c.relname)) > 0 OR "
+                     "strpos(lower($1), lower(t.relname)) > 0) ORDER BY 1",
+                     1, params, on_invalid_indexes);
+}
+
 static void on_statement(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
@@ -250,7 +290,10 @@ static void next_statement(struct pge_migrate *m)
         return;
     }
     case PGE_SQLSPLIT_END:
-        record(m);
+        if (m->no_tx)
+            check_invalid_indexes(m);
+        else
+            record(m);
         return;
     case PGE_SQLSPLIT_UNTERMINATED: {
         char where[600];

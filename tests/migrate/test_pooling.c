@@ -1,8 +1,10 @@
 /* Migrations through a real PgBouncer: transaction pooling (lease row) and session pooling. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pgt.h"
 #include "pgt_hooks.h"
@@ -152,5 +154,81 @@ Test(pooling, wait_migrations_through_transaction_pooling_notices, .timeout = 90
     cr_assert_eq(rc, 0, "the waiter notices: rc %d\n%s", rc, waiter.err);
     cr_assert(strstr(waiter.err, "polling the history instead of LISTEN"), "%s", waiter.err);
     pgt_proc_free(&waiter);
+    pgt_bouncer_stop(&d.b);
+}
+
+/* Poll (up to 30 s) until the lease row exists. */
+static void await_lease(struct pooled *d)
+{
+    int64_t deadline = pgt_now_ms() + 30000;
+    for (;;) {
+        char *got = pgt_pg_query(d->pg, d->name,
+                                 "SELECT CASE WHEN to_regclass('pgentry_migrations_lock') IS "
+                                 "NULL THEN 'no' ELSE 'table' END");
+        int table = strcmp(got, "table") == 0;
+        free(got);
+        if (table) {
+            got = pgt_pg_query(d->pg, d->name, "SELECT count(*) FROM pgentry_migrations_lock");
+            int held = strcmp(got, "1") == 0;
+            free(got);
+            if (held)
+                return;
+        }
+        cr_assert_lt(pgt_now_ms(), deadline, "no lease was taken");
+        usleep(50000);
+    }
+}
+
+/* A migration longer than the lease: its holder renews it, the replica waiting behind it never
+ * takes over, and each statement runs once. */
+Test(pooling, lease_is_renewed_through_a_long_migration, .timeout = 120)
+{
+    struct pooled d;
+    struct pgt_proc a, b;
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    pooled_init(&d, "transaction");
+    put(&d, "0001_log.up.sql", "CREATE TABLE ran_log (what text);\n");
+    put(&d, "0002_long.up.sql",
+        "-- pgentry:no-transaction\nINSERT INTO ran_log VALUES ('a');\n"
+        "SELECT pg_sleep(36);\nINSERT INTO ran_log VALUES ('b');\n");
+    pgt_proc_spawn(&a, argv, d.env);
+    await_lease(&d);
+    pgt_proc_spawn(&b, argv, d.env);
+    int rc = pgt_proc_wait(&a, 90000);
+    cr_assert_eq(rc, 0, "holder: rc %d\n%s", rc, a.err);
+    rc = pgt_proc_wait(&b, 90000);
+    cr_assert_eq(rc, 0, "waiter: rc %d\n%s", rc, b.err);
+    cr_assert(strstr(b.err, "waiting for the migration lock"), "%s", b.err);
+    expect(&d, "SELECT string_agg(what, ',' ORDER BY what) FROM ran_log", "a,b");
+    expect_no_lock(&d);
+    pgt_proc_free(&a);
+    pgt_proc_free(&b);
+    pgt_bouncer_stop(&d.b);
+}
+
+/* A holder killed outright leaves its lease row; it expires and the next deploy goes on. */
+Test(pooling, dead_holders_lease_expires, .timeout = 120)
+{
+    struct pooled d;
+    struct pgt_proc a, b;
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    pooled_init(&d, "transaction");
+    put(&d, "0001_slow.up.sql",
+        "-- pgentry:no-transaction\nCREATE TABLE ran_log (what text);\nSELECT pg_sleep(2);\n");
+    pgt_proc_spawn(&a, argv, d.env);
+    await_lease(&d);
+    kill(a.pid, SIGKILL);
+    pgt_proc_wait(&a, 30000);
+    pgt_proc_free(&a);
+    /* The no-transaction file is idempotent enough for the rerun: the table may exist. */
+    put(&d, "0001_slow.up.sql",
+        "-- pgentry:no-transaction\nCREATE TABLE IF NOT EXISTS ran_log (what text);\n"
+        "SELECT pg_sleep(2);\n");
+    int rc = pgt_run(&b, argv, d.env, 90000);
+    cr_assert_eq(rc, 0, "next deploy: rc %d\n%s", rc, b.err);
+    cr_assert(strstr(b.err, "waiting for the migration lock"), "the lease was honoured: %s", b.err);
+    pgt_proc_free(&b);
+    expect(&d, "SELECT count(*) FROM pgentry_migrations", "1");
+    expect_no_lock(&d);
     pgt_bouncer_stop(&d.b);
 }

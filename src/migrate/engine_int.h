@@ -150,6 +150,10 @@ void pge_migrate_lock_init(struct pge_migrate *m);
 void pge_migrate_start_lock(struct pge_migrate *m);
 /* Release the lock (if held; NOTIFY waiters when something was applied) and report out. */
 void pge_migrate_release(struct pge_migrate *m, struct pge_outcome out);
+/* The lock (either kind) is busy: try again with retry after the backoff's delay, or give up
+ * (LOCK_TIMEOUT) once --lock-wait is over. */
+void pge_migrate_lock_retry(struct pge_migrate *m,
+                            void (*retry)(struct ev_loop *, ev_timer *, int));
 /* The lock (either kind) is held: prepare the session and go on. */
 void pge_migrate_locked(struct pge_migrate *m);
 

@@ -198,21 +198,6 @@ static void on_timer_try_lease(struct ev_loop *loop, ev_timer *w, int revents)
     pge_migrate_lease_try(w->data);
 }
 
-static void retry_later(struct pge_migrate *m)
-{
-    int64_t now = now_ms(), delay = 0;
-    int64_t deadline = m->o.lock_wait_ms ? m->lock_started_ms + m->o.lock_wait_ms : 0;
-    if (pge_backoff_next(&m->backoff, now, deadline, &delay) == PGE_BACKOFF_EXPIRED) {
-        pge_error("gave up waiting for the migration lock (--lock-wait): another pgentry is "
-                  "migrating this database",
-                  PGE_MS("waited", now - m->lock_started_ms));
-        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_LOCK_TIMEOUT, 0));
-        return;
-    }
-    pge_migrate_set_timer(m, on_timer_try_lease, delay);
-    ev_timer_start(m->loop, &m->timer);
-}
-
 static void on_lease_holder(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
@@ -236,7 +221,7 @@ static void on_lease_holder(void *arg, PGresult *res)
                                  : "forever"));
     }
     PQclear(res);
-    retry_later(m);
+    pge_migrate_lock_retry(m, on_timer_try_lease);
 }
 
 static void on_lease_try(void *arg, PGresult *res)

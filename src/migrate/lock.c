@@ -71,10 +71,25 @@ void pge_migrate_lock_init(struct pge_migrate *m)
     pge_throttle_init(&m->holder_log, FIRST_REPEAT_LOG, MAX_REPEAT_LOG);
 }
 
+void pge_migrate_lock_retry(struct pge_migrate *m, void (*retry)(struct ev_loop *, ev_timer *, int))
+{
+    int64_t now = now_ms(), delay = 0;
+    int64_t deadline = m->o.lock_wait_ms ? m->lock_started_ms + m->o.lock_wait_ms : 0;
+    if (pge_backoff_next(&m->backoff, now, deadline, &delay) == PGE_BACKOFF_EXPIRED) {
+        pge_error("gave up waiting for the migration lock (--lock-wait): another pgentry is "
+                  "migrating this database",
+                  PGE_MS("waited", now - m->lock_started_ms));
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_LOCK_TIMEOUT, 0));
+        return;
+    }
+    pge_migrate_set_timer(m, retry, delay);
+    ev_timer_start(m->loop, &m->timer);
+}
+
 static void on_holder(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
-    int64_t now = now_ms(), delay = 0;
+    int64_t now = now_ms();
     char sig[256], d1[32];
     if (!pge_migrate_result_back(m, res, "looking up the migration lock holder"))
         return;
@@ -99,16 +114,7 @@ static void on_holder(void *arg, PGresult *res)
                                      : "forever"));
     }
     PQclear(res);
-    int64_t deadline = m->o.lock_wait_ms ? m->lock_started_ms + m->o.lock_wait_ms : 0;
-    if (pge_backoff_next(&m->backoff, now, deadline, &delay) == PGE_BACKOFF_EXPIRED) {
-        pge_error("gave up waiting for the migration lock (--lock-wait): another pgentry is "
-                  "migrating this database",
-                  PGE_MS("waited", now - m->lock_started_ms));
-        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_LOCK_TIMEOUT, 0));
-        return;
-    }
-    pge_migrate_set_timer(m, on_timer_try_lock, delay);
-    ev_timer_start(m->loop, &m->timer);
+    pge_migrate_lock_retry(m, on_timer_try_lock);
 }
 
 static void on_try_lock(void *arg, PGresult *res)

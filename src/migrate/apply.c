@@ -211,6 +211,46 @@ static void record(struct pge_migrate *m)
     pge_migrate_send_buf_params(m, &b, apply ? 5 : 1, row.values, on_row_written);
 }
 
+static void on_invalid_indexes(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "checking the migration's indexes"))
+        return;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        record(m);
+        return;
+    }
+    const struct pge_migplan_item *it = cur(m);
+    char fix[300];
+    snprintf(fix, sizeof fix, "DROP INDEX CONCURRENTLY %s;", PQgetvalue(res, 0, 0));
+    pge_error("migration left an INVALID index (an interrupted CREATE INDEX CONCURRENTLY?); it "
+              "is not recorded as applied: drop the index, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("index", PQgetvalue(res, 0, 0)), PGE_STR("fix", fix),
+              PGE_INT("invalid_indexes", PQntuples(res)));
+    PQclear(res);
+    pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+}
+
+/* Before a no-transaction migration is recorded: an index build it ran and that was
+ * interrupted (by a stop, a restart, a cancelled earlier run) stays INVALID, and IF NOT EXISTS
+ * then skips it for good. Look for invalid indexes that the file names, or that sit on a table
+ * it names (auto-named ones, REINDEX's _ccnew). */
+static void check_invalid_indexes(struct pge_migrate *m)
+{
+    const char *params[1] = {m->text};
+    /* The statement spans point into m->text; it is NUL-terminated at text_len. */
+    pge_migrate_send(m,
+                     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c "
+                     "ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid JOIN "
+                     "pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND "
+                     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+                     "'pg\\_toast%' AND (strpos(lower($1), lower(c.relname)) > 0 OR "
+                     "strpos(lower($1), lower(t.relname)) > 0) ORDER BY 1",
+                     1, params, on_invalid_indexes);
+}
+
 static void on_statement(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
@@ -284,7 +324,10 @@ static void next_statement(struct pge_migrate *m)
     case PGE_SQLSPLIT_END:
         if (m->o.state)
             pge_runstate_not_running(m->o.state);
-        record(m);
+        if (m->no_tx)
+            check_invalid_indexes(m);
+        else
+            record(m);
         return;
     case PGE_SQLSPLIT_UNTERMINATED: {
         char where[600];
@@ -437,8 +480,29 @@ static void next_item(struct pge_migrate *m)
     start_item(m);
 }
 
+/* A migration with no statement (a revision never filled in) would be recorded as applied
+ * with nothing done: refuse the plan before anything of it runs. Returns 0, or -1 after
+ * reporting. */
+static int check_empty(const struct pge_migrate *m)
+{
+    for (size_t i = 0; i < m->plan.count; i++) {
+        const struct pge_migplan_item *it = &m->plan.items[i];
+        if (it->action != PGE_MIGPLAN_DO_APPLY || !it->file->up_empty)
+            continue;
+        pge_error("migration has no statement (empty, or comments only): write its SQL or "
+                  "delete the file; nothing was applied",
+                  PGE_STR("migration", it->version_text), PGE_STR("file", it->file->up_path));
+        return -1;
+    }
+    return 0;
+}
+
 void pge_migrate_apply_plan(struct pge_migrate *m)
 {
+    if (m->op == PGE_MIGRATE_UPGRADE && check_empty(m) < 0) {
+        pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     pge_info(m->op == PGE_MIGRATE_UPGRADE ? "applying migrations" : "reverting migrations",
              PGE_STR("from", m->plan.head_text), PGE_INT("count", (long long)m->plan.count));
     m->item = 0;

@@ -40,6 +40,7 @@ void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
     ev_timer_stop(m->loop, &m->stop_timer);
     ev_timer_stop(m->loop, &m->kick);
     ev_io_stop(m->loop, &m->notify_io);
+    pge_migrate_lease_stop(m);
     pge_migrate_drop_item(m);
     if (m->o.state)
         pge_runstate_lock_free(m->o.state);
@@ -68,7 +69,7 @@ void pge_migrate_abort(struct pge_migrate *m, struct pge_outcome out)
 /* Every query callback starts here: after a stop, whatever came back, wind down. */
 int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
 {
-    if (!m->stop_signo)
+    if (!m->stop_signo && !m->lease_lost)
         return 0;
     PQclear(res);
     if (m->text && m->no_tx && m->stmts_done > 0) {
@@ -82,7 +83,8 @@ int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_INT("statements_committed", m->stmts_done), PGE_STR("stopped_at", where));
     }
-    pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo));
+    pge_migrate_abort(m, m->stop_signo ? PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo)
+                                       : PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
     return 1;
 }
 
@@ -300,6 +302,9 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
         }
     }
     m->qtable = pge_histsql_quote_table(opts->table, &slen);
+    char lease_table[300];
+    snprintf(lease_table, sizeof lease_table, "%s_lock", opts->table);
+    m->qlease = pge_histsql_quote_table(lease_table, NULL);
     if (slen)
         snprintf(m->schema, sizeof m->schema, "%.*s", (int)slen, opts->table);
     char host[64] = "";
@@ -309,6 +314,7 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
     snprintf(m->applied_by, sizeof m->applied_by, "pgentry %s on %s", PGENTRY_VERSION,
              host[0] ? host : "unknown host");
     pge_migrate_lock_init(m);
+    pge_migrate_lease_init(m);
     ev_timer_init(&m->stop_timer, on_stop_grace, STOP_GRACE_MS / 1000.0, 0.0);
     m->stop_timer.data = m;
     ev_timer_init(&m->kick, on_kick, 0.0, 0.0);
@@ -346,6 +352,45 @@ static void cancel_release(struct pge_workqueue_job *job)
     free(j);
 }
 
+/* When a query is in flight, cancel it and return 1 (its callback winds down); else 0. */
+static int cancel_running(struct pge_migrate *m, const char *msg)
+{
+    if (!m->q || !pge_pgquery_busy(m->q))
+        return 0;
+    /* PQcancel opens its own connection and blocks: it runs on a worker thread. The
+     * running query then ends with 57014 and pge_migrate_stopping() rolls back. */
+    struct cancel_job *j = calloc(1, sizeof *j);
+    if (j && (j->cancel = PQgetCancel(m->conn))) {
+        j->job.work = cancel_work;
+        j->job.release = cancel_release;
+        if (pge_workqueue_submit(m->off, &j->job) == 0) {
+            pge_info(msg);
+            return 1;
+        }
+        cancel_release(&j->job);
+    } else {
+        free(j);
+    }
+    return 1;
+}
+
+void pge_migrate_interrupt(struct pge_migrate *m)
+{
+    if (m->finished)
+        return;
+    if (m->cmd_pid > 0) {
+        /* on_cmd_exit reports MIGRATION_FAILED once it is gone. */
+        m->lock_lost = 1;
+        kill(-m->cmd_pid, SIGTERM);
+        return;
+    }
+    if (cancel_running(m, "migration lock lost: cancelling the running statement"))
+        return;
+    ev_timer_stop(m->loop, &m->timer);
+    ev_io_stop(m->loop, &m->notify_io);
+    pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+}
+
 void pge_migrate_stop(struct pge_migrate *m, int signo)
 {
     if (m->finished || m->stop_signo)
@@ -360,23 +405,8 @@ void pge_migrate_stop(struct pge_migrate *m, int signo)
         return;
     }
     ev_timer_start(m->loop, &m->stop_timer);
-    if (m->q && pge_pgquery_busy(m->q)) {
-        /* PQcancel opens its own connection and blocks: it runs on a worker thread. The
-         * running query then ends with 57014 and pge_migrate_stopping() rolls back. */
-        struct cancel_job *j = calloc(1, sizeof *j);
-        if (j && (j->cancel = PQgetCancel(m->conn))) {
-            j->job.work = cancel_work;
-            j->job.release = cancel_release;
-            if (pge_workqueue_submit(m->off, &j->job) == 0) {
-                pge_info("stop signal: cancelling the running statement");
-                return;
-            }
-            cancel_release(&j->job);
-        } else {
-            free(j);
-        }
+    if (cancel_running(m, "stop signal: cancelling the running statement"))
         return;
-    }
     /* Idle (waiting for the lock, or between polls): wind down now. */
     ev_timer_stop(m->loop, &m->timer);
     ev_io_stop(m->loop, &m->notify_io);
@@ -399,6 +429,8 @@ void pge_migrate_free(struct pge_migrate *m)
     PQclear(m->hist);
     free(m->rows);
     free(m->text);
+    pge_migrate_lease_stop(m);
     free(m->qtable);
+    free(m->qlease);
     free(m);
 }

@@ -22,6 +22,8 @@
 #define FIRST_REPEAT_LOG 1000 /* ms before the lock holder is reported again */
 #define MAX_REPEAT_LOG   30000
 #define NOTIFY_CHANNEL   "pgentry_migrations"
+/* Behind a pooler the lock is a lease row this long, renewed every third of it. */
+#define PGE_MIGRATE_LEASE_MS 30000
 
 /* Every stage (engine, history, lock, apply, extcmd, sqlprint, waitapplied) works on this one
  * record; each query callback gets it as arg. */
@@ -54,6 +56,17 @@ struct pge_migrate {
     struct pge_throttle holder_log; /* keyed by the lock holder's "pid|who" */
     int64_t wait_deadline_ms;
     int listening;
+
+    /* which lock: chosen once per run (a pooler in front: the lease row) */
+    int lock_chosen;
+    int lease;
+    long first_backend_pid;
+    char *qlease; /* "schema"."table_lock" */
+    char lease_holder[128];
+    ev_timer lease_timer;
+    int64_t lease_sent_ms, lease_ok_ms;  /* the lease is ours until lease_ok_ms + LEASE_MS */
+    struct pge_workqueue_job *lease_job; /* a renewal in flight */
+    int lease_lost;
 
     /* the migration being run */
     size_t item;
@@ -124,6 +137,9 @@ int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *wh
 /* Stop m->timer and set it to call cb(m) after delay_ms; the caller starts it. */
 void pge_migrate_set_timer(struct pge_migrate *m, void (*cb)(struct ev_loop *, ev_timer *, int),
                            int64_t delay_ms);
+/* The lock was lost while working: kill the migrate command, or cancel the running statement
+ * (pge_migrate_stopping() then winds down with MIGRATION_FAILED), or abort now when idle. */
+void pge_migrate_interrupt(struct pge_migrate *m);
 /* Forget the running migration's text. */
 void pge_migrate_drop_item(struct pge_migrate *m);
 
@@ -137,6 +153,22 @@ void pge_migrate_lock_init(struct pge_migrate *m);
 void pge_migrate_start_lock(struct pge_migrate *m);
 /* Release the lock (if held; NOTIFY waiters when something was applied) and report out. */
 void pge_migrate_release(struct pge_migrate *m, struct pge_outcome out);
+/* The lock (either kind) is busy: try again with retry after the backoff's delay, or give up
+ * (LOCK_TIMEOUT) once --lock-wait is over. */
+void pge_migrate_lock_retry(struct pge_migrate *m,
+                            void (*retry)(struct ev_loop *, ev_timer *, int));
+/* The lock (either kind) is held: prepare the session and go on. */
+void pge_migrate_locked(struct pge_migrate *m);
+
+/* ---- lease.c: the lock behind a connection pooler ---- */
+void pge_migrate_lease_init(struct pge_migrate *m);
+/* Create the lease table if needed, then poll for the lease like for the advisory lock. */
+void pge_migrate_lease_start(struct pge_migrate *m);
+void pge_migrate_lease_try(struct pge_migrate *m);
+/* Stop renewing (the timer, a renewal in flight). */
+void pge_migrate_lease_stop(struct pge_migrate *m);
+/* Append the SELECT that deletes our lease row and says whether it was still ours. */
+int pge_migrate_lease_release_sql(struct pge_migrate *m, struct pge_histsql_buf *b);
 
 /* ---- apply.c: apply or revert the plan, stamp ---- */
 void pge_migrate_apply_plan(struct pge_migrate *m);

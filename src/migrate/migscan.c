@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pgentry/common/errbuf.h"
+#include "pgentry/migrate/sqlsplit.h"
 #include "migfile_int.h"
 
 /* ---- Directory scan -------------------------------------------------------------------- */
@@ -246,6 +247,15 @@ static enum pge_migfile_result check_group(const char *dir, const struct found *
     return rc;
 }
 
+/* An unterminated construct counts as a statement: applying it reports the construct. */
+static int has_statement(const char *text, size_t len)
+{
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    pge_sqlsplit_init(&sp, text, len);
+    return pge_sqlsplit_next(&sp, &st) != PGE_SQLSPLIT_END;
+}
+
 /* Fill one item from its group: copies of the names, paths, checksum and transaction marks. */
 static enum pge_migfile_result load_item(const char *dir, const struct found *g, size_t n,
                                          struct pge_migfile *m, char *err, size_t errsize)
@@ -269,6 +279,7 @@ static enum pge_migfile_result load_item(const char *dir, const struct found *g,
     if (rc != PGE_MIGFILE_OK)
         goto out;
     m->no_transaction = pge_migfile_no_transaction(text, len);
+    m->up_empty = !has_statement(text, len);
     free(text);
     text = NULL;
     if (m->down_path) {

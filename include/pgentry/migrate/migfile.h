@@ -103,6 +103,7 @@ struct pge_migfile {
     char checksum[PGE_MIGFILE_CHECKSUM_LEN + 1]; /* pge_migfile_checksum() of the .up.sql */
     int no_transaction;                          /* .up.sql starts with the marker */
     int down_no_transaction;                     /* .down.sql starts with the marker */
+    int up_empty; /* .up.sql has no statement (empty, or comments only): never applied */
 };
 
 /* A scanned directory. Plain data owned by the caller; release with pge_migfile_set_free(). */

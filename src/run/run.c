@@ -167,6 +167,8 @@ static void start_migrations(struct run *r)
         .database_url = cfg->database_url,
         .envp = r->envp,
         .orig_mask = r->orig_mask,
+        .account = r->pre.have_account ? &r->pre.account : NULL,
+        .user = cfg->user,
         .state = &r->state,
     };
     r->state.phase = PGE_PHASE_MIGRATING;

@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "pgentry/common/cloexec.h"
 #include "pgentry/common/errbuf.h"
 #include "pgentry/common/log.h"
 #include "pgentry/supervise/supervisor.h"
@@ -93,6 +94,8 @@ static void child_exec(const struct pge_spawn_cmd *c, int fd)
     if (c->account && pge_privdrop_apply(c->account, &step) < 0)
         report_and_exit(fd, PGE_SPAWN_STAGE_USER, errno, step, 78);
     restore_mask(c->orig_mask);
+    /* The last defence: whatever a library left open without CLOEXEC stays ours. */
+    (void)pge_cloexec_from(3);
     execvpe(c->argv[0], c->argv, c->envp);
     int e = errno;
     report_and_exit(fd, PGE_SPAWN_STAGE_EXEC, e, NULL, e == ENOENT ? 127 : 126);
@@ -170,23 +173,7 @@ void pge_spawn_give_terminal(int fd, pid_t pgrp)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Declared in supervisor.h: the supervisor's way to start helpers and to exec in place. */
-pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
-                           const sigset_t *mask)
-{
-    pid_t pid = fork_blocked();
-    if (pid == 0) {
-        (void)setpgid(0, 0);
-        reset_dispositions();
-        restore_mask(mask);
-        execve(path, argv, envp);
-        _exit(127);
-    }
-    if (pid > 0)
-        parent_setpgid(pid);
-    return pid;
-}
-
+/* Declared in supervisor.h: the supervisor's way to exec in place. */
 struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, char *err,
                                        size_t errsize)
 {
@@ -206,6 +193,7 @@ struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, c
     }
     reset_dispositions();
     restore_mask(opts->orig_mask);
+    (void)pge_cloexec_from(3);
     execvp(opts->argv[0], opts->argv);
     return exec_failure(errno, opts->argv[0], err, errsize);
 }

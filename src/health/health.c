@@ -70,6 +70,7 @@ struct conn {
     ev_tstamp last_active;
     ev_tstamp linger_since;
     size_t in_len;
+    size_t in_scanned; /* how much of in the parser has seen (pge_httpreq_parse_next) */
     size_t out_off, out_len;
     char in[IN_CAP];
     char out[OUT_CAP];
@@ -609,7 +610,8 @@ static void conn_serve(struct conn *c)
     c->blocked = 0;
     while (c->phase == CONN_ACTIVE && c->in_len > 0) {
         struct pge_httpreq req;
-        int r = pge_httpreq_parse(c->in, c->in_len, &req);
+        /* A slow client's every byte must not re-read the whole head. */
+        int r = pge_httpreq_parse_next(c->in, c->in_len, &c->in_scanned, &req);
         if (r == PGE_HTTPREQ_PARTIAL)
             break;
         if (r < 0) {
@@ -623,6 +625,7 @@ static void conn_serve(struct conn *c)
         /* req points into in: it is not used after the shift. */
         c->in_len -= (size_t)r;
         memmove(c->in, c->in + r, c->in_len);
+        c->in_scanned = 0;
         c->req_start = ev_now(c->h->loop);
     }
     /* Unanswered input at a close: a plain close() would reset the connection. */
@@ -818,7 +821,7 @@ static void conn_open(struct pge_health *h, int fd)
     c->peer_eof = c->blocked = c->linger = 0;
     c->nserved = 0;
     c->req_start = c->last_active = now;
-    c->in_len = c->out_off = c->out_len = 0;
+    c->in_len = c->in_scanned = c->out_off = c->out_len = 0;
     ev_io_init(&c->io, on_conn_io, fd, EV_READ);
     c->io.data = c;
     ev_timer_init(&c->timer, on_conn_timer, 0., 0.);

@@ -53,7 +53,7 @@ PY
 
 for bin in "$@"; do
     port=$(free_port)
-    "$bin" --health-addr "127.0.0.1:$port" -- sleep 100000 2>/dev/null &
+    "$bin" --no-migrate --health-addr "127.0.0.1:$port" -- sleep 100000 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do
         curl -fs "http://127.0.0.1:$port/livez" >/dev/null 2>&1 && break

@@ -177,6 +177,14 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
                        "--no-migrate and --wait-migrations contradict each other: keep one");
         return PGE_CONFIG_USAGE;
     }
+    if (cfg->cmd == PGE_CMD_RUN && cfg->no_migrate && cfg->migrate_cmd) {
+        /* Skipping the command silently would start the app on a schema nobody migrated. Only
+         * a run uses either: `pgentry current` in the same image must not trip over them. */
+        pge_errbuf_set(err, errsize,
+                       "--no-migrate and --migrate-cmd contradict each other: drop one (also "
+                       "PGENTRY_NO_MIGRATE, PGENTRY_MIGRATE_CMD)");
+        return PGE_CONFIG_INVALID;
+    }
     if (cfg->migrate_cmd && cfg->wait_migrations) {
         pge_errbuf_set(err, errsize,
                        "--migrate-cmd and --wait-migrations contradict each other: keep one");

@@ -80,7 +80,7 @@ static const char *const parts[] = {
     "                                             once, COMMAND signalled after DUR (0)\n"
     "  --signal-group            PGENTRY_SIGNAL_GROUP=1 signal the child's process group\n"
     "  --rewrite SIG:SIG         PGENTRY_REWRITE  e.g. TERM:QUIT; TO may be 0 (repeat)\n"
-    "  --user USER[:GROUP]       PGENTRY_USER     drop privileges before COMMAND\n"
+    "  --user USER[:GROUP]       PGENTRY_USER     drop privileges for COMMAND and --migrate-cmd\n"
     "\n"
     "Health:\n"
     "  --health-addr HOST:PORT   PGENTRY_HEALTH_ADDR  endpoint (0.0.0.0:8081; off "

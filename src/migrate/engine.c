@@ -424,6 +424,8 @@ void pge_migrate_free(struct pge_migrate *m)
     ev_timer_stop(m->loop, &m->kick);
     if (m->cmd_pid > 0)
         ev_child_stop(m->loop, &m->cmd_child);
+    if (m->cmd_report_fd >= 0)
+        close(m->cmd_report_fd);
     pge_pgquery_free(m->q);
     pge_migplan_free(&m->plan);
     PQclear(m->hist);

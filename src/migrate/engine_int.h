@@ -87,6 +87,7 @@ struct pge_migrate {
 
     /* --migrate-cmd */
     pid_t cmd_pid;
+    int cmd_report_fd; /* the spawn report pipe (a failed --user switch or exec), or -1 */
     ev_child cmd_child;
     ev_io lock_watch; /* the lock's session while the command runs: it must not go away */
     int lock_lost;

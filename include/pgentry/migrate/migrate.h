@@ -11,6 +11,7 @@
 #include "pgentry/migrate/migfile.h"
 #include "pgentry/common/workqueue.h"
 #include "pgentry/common/outcome.h"
+#include "pgentry/supervise/privdrop.h"
 #include "pgentry/common/runstate.h"
 
 enum pge_migrate_op {
@@ -38,12 +39,14 @@ struct pge_migrate_opts {
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
     uint64_t seed;
-    const char *migrate_cmd;    /* PGE_MIGRATE_COMMAND */
-    int64_t stop_timeout_ms;    /* the command's grace after a stop signal (0: 5 s) */
-    const char *database_url;   /* exported as DATABASE_URL to the command, or NULL */
-    char **envp;                /* the command's environment base */
-    const sigset_t *orig_mask;  /* restored in the command */
-    struct pge_runstate *state; /* mig.* and phase kept up to date; may be NULL */
+    const char *migrate_cmd;            /* PGE_MIGRATE_COMMAND */
+    int64_t stop_timeout_ms;            /* the command's grace after a stop signal (0: 5 s) */
+    const char *database_url;           /* exported as DATABASE_URL to the command, or NULL */
+    char **envp;                        /* the command's environment base */
+    const sigset_t *orig_mask;          /* restored in the command */
+    const struct pge_privdrop *account; /* --user: the command runs as it (borrowed), or NULL */
+    const char *user;                   /* --user as typed, for messages */
+    struct pge_runstate *state;         /* mig.* and phase kept up to date; may be NULL */
 };
 
 struct pge_migrate;

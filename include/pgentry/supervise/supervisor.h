@@ -70,7 +70,7 @@ int pge_supervisor_is_stop_signal(int signo);
  * (signals belong to the supervisor during that time). */
 int pge_supervisor_active(const struct pge_supervisor *s);
 
-/* pge_supervisor_exec and pge_supervisor_spawn live in spawn.c, with COMMAND's own fork. */
+/* pge_supervisor_exec lives in spawn.c, with COMMAND's own fork. */
 
 /* --exec: replace the process with COMMAND (after switching to opts->account, default
  * dispositions, empty mask). Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC,
@@ -78,15 +78,11 @@ int pge_supervisor_active(const struct pge_supervisor *s);
 struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, char *err,
                                        size_t errsize);
 
-/* Fork a helper process (such as --migrate-cmd) exactly as COMMAND is started: signals blocked
+/* Fork a helper process (such as --password-command) as COMMAND is started: signals blocked
  * across fork, its own process group, default dispositions, mask restored to mask (NULL:
- * empty), then execve(path, argv, envp). Returns the pid, or -1 with errno; a failed exec
- * exits 127. The caller watches the pid with its own ev_child watcher. */
-pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
-                           const sigset_t *mask);
-
-/* pge_supervisor_spawn with the helper's stdin and stdout replaced by in_fd and out_fd (-1:
- * inherited), e.g. /dev/null and a pipe; the caller still owns and closes both. */
+ * empty), stdin and stdout replaced by in_fd and out_fd (-1: inherited; the caller still owns
+ * and closes both), descriptors from 3 closed, then execve(path, argv, envp). Returns the pid,
+ * or -1 with errno; a failed exec exits 127. The caller watches the pid with an ev_child. */
 pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *const envp[],
                                  const sigset_t *mask, int in_fd, int out_fd);
 

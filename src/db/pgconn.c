@@ -174,8 +174,9 @@ static void report(struct pge_pgconn *c, const struct pge_pgconn_error *e)
 {
     struct pge_pgconn_error agg;
     /* A host that did not resolve, refused, timed out or answered as the wrong kind of server
-     * does not stop the others. */
-    if (c->step != S_DONE) {
+     * does not stop the others. The password is the attempt's, not a host's: without it no
+     * other host can be tried. */
+    if (c->step != S_DONE && c->step != S_PASSWORD) {
         agg = *e;
         if (next_host(c, &agg))
             return;
@@ -513,6 +514,8 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     char err[512];
     (void)loop;
     (void)revents;
+    if (p->password_file || p->password_command)
+        c->step = S_PASSWORD;
     if (p->password_file) {
         if (pge_password_read_file(p->password_file, c->password, sizeof c->password, err,
                                    sizeof err) < 0) {
@@ -521,7 +524,6 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
         }
         c->have_password = 1;
     } else if (p->password_command) {
-        c->step = S_PASSWORD;
         c->pw = pge_password_run(c->loop, p->password_command, on_password, c, err, sizeof err);
         if (!c->pw)
             fail(c, PGE_ATTEMPT_OTHER, err, NULL);

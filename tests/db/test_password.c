@@ -182,6 +182,30 @@ Test(password, failing_command_is_retried_as_not_ready, .timeout = 60)
     pgt_proc_free(&p);
 }
 
+/* The password belongs to the attempt, not to one host: a failing command must not send the
+ * other hosts of a multi-host URL a connection without it (refused for good: exit 77). */
+Test(password, failing_command_with_several_hosts_is_still_not_ready, .timeout = 60)
+{
+    struct pgt_proc p;
+    char url[256];
+    int port = pgt_pg_shared()->port;
+    snprintf(url, sizeof url, "postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/postgres", port, port);
+    const char *argv[] = {"pgentry",
+                          "wait",
+                          "--database-url",
+                          url,
+                          "--password-command",
+                          "exit 3",
+                          "--wait-timeout",
+                          "2s",
+                          "--connect-timeout",
+                          "5s",
+                          NULL};
+    cr_assert_eq(pgt_run(&p, argv, NULL, 60000), 69, "%s", p.err);
+    cr_assert(strstr(p.err, "password command exited with status 3"), "%s", p.err);
+    pgt_proc_free(&p);
+}
+
 Test(password, command_that_prints_nothing_is_an_error, .timeout = 60)
 {
     struct pgt_proc p;

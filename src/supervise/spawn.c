@@ -195,8 +195,9 @@ pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *con
         if (onto(in_fd, STDIN_FILENO) < 0 || onto(out_fd, STDOUT_FILENO) < 0)
             _exit(127);
         /* And what a library opened without CLOEXEC (libcurl's wake-up socketpair) or our
-         * own parent left open: the helper gets 0, 1 and 2 only (docs/supervision.md). */
-        (void)close_range(3, ~0U, 0);
+         * own parent left open: the helper gets 0, 1 and 2 only (docs/supervision.md). Not
+         * close_range(): musl (the static build) does not declare it. */
+        (void)pge_cloexec_from(3);
         reset_dispositions();
         restore_mask(mask);
         execve(path, argv, envp);

@@ -246,6 +246,25 @@ static enum pge_migfile_result check_group(const char *dir, const struct found *
     return rc;
 }
 
+/* The directives of path's text: no-transaction and envsubst flags, or BAD_DIRECTIVE naming
+ * the line and what this version knows. */
+static enum pge_migfile_result read_directives(const char *path, const char *text, size_t len,
+                                               int *no_tx, int *envsubst, char *err, size_t errsize)
+{
+    struct pge_migfile_directives d;
+    if (pge_migfile_directives(text, len, &d) < 0) {
+        pge_errbuf_set(err, errsize,
+                       "%s:%u: unknown directive \"pgentry:%.*s\" (this version knows: %s): fix "
+                       "the typo, or upgrade pgentry if a newer release wrote it",
+                       path, d.line, (int)(d.word_len > 64 ? 64 : d.word_len), d.word,
+                       PGE_MIGFILE_KNOWN_DIRECTIVES);
+        return PGE_MIGFILE_BAD_DIRECTIVE;
+    }
+    *no_tx = (d.flags & PGE_MIGFILE_DIR_NO_TX) != 0;
+    *envsubst = (d.flags & PGE_MIGFILE_DIR_ENVSUBST) != 0;
+    return PGE_MIGFILE_OK;
+}
+
 /* Fill one item from its group: copies of the names, paths, checksum and transaction marks. */
 static enum pge_migfile_result load_item(const char *dir, const struct found *g, size_t n,
                                          struct pge_migfile *m, char *err, size_t errsize)
@@ -268,14 +287,17 @@ static enum pge_migfile_result load_item(const char *dir, const struct found *g,
     rc = pge_migfile_read(m->up_path, &text, &len, m->checksum, err, errsize);
     if (rc != PGE_MIGFILE_OK)
         goto out;
-    m->no_transaction = pge_migfile_no_transaction(text, len);
+    rc = read_directives(m->up_path, text, len, &m->no_transaction, &m->envsubst, err, errsize);
     free(text);
     text = NULL;
+    if (rc != PGE_MIGFILE_OK)
+        goto out;
     if (m->down_path) {
         rc = pge_migfile_read(m->down_path, &text, &len, NULL, err, errsize);
         if (rc != PGE_MIGFILE_OK)
             goto out;
-        m->down_no_transaction = pge_migfile_no_transaction(text, len);
+        rc = read_directives(m->down_path, text, len, &m->down_no_transaction, &m->down_envsubst,
+                             err, errsize);
     }
 out:
     free(text);

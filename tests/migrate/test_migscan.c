@@ -255,3 +255,32 @@ Test(migscan, scan_accepts_trailing_slash_and_symlinked_files, .timeout = 10)
     cr_assert_str_eq(set.items[0].checksum, SHA_ABC);
     pge_migfile_set_free(&set);
 }
+
+Test(migscan, scan_refuses_unknown_directives, .timeout = 10)
+{
+    pgt_write_str(dir, "1_a.up.sql", "-- pgentry:envsubst\n-- pgentry:no-transaction\nSELECT 1;\n");
+    pgt_write_str(dir, "2_b.up.sql", "-- add b\n-- pgentry:no-transacton\nSELECT 2;\n");
+    const char *w[] = {"2_b.up.sql:2", "unknown directive", "no-transacton",
+                       PGE_MIGFILE_KNOWN_DIRECTIVES, NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_DIRECTIVE, w);
+    cr_assert_eq(pge_migfile_outcome(PGE_MIGFILE_BAD_DIRECTIVE), PGE_OUT_MIGRATION_FAILED);
+}
+
+Test(migscan, scan_reads_directives_of_both_files, .timeout = 10)
+{
+    struct pge_migset set;
+    char err[512];
+    pgt_write_str(dir, "1_a.up.sql", "-- pgentry:envsubst\n-- pgentry:no-transaction\nSELECT 1;\n");
+    pgt_write_str(dir, "1_a.down.sql", "\n-- pgentry:envsubst\nSELECT 2;\n");
+    cr_assert_eq(pge_migfile_scan(dir, &set, err, sizeof err), PGE_MIGFILE_OK, "%s", err);
+    cr_assert_eq(set.items[0].envsubst, 1);
+    cr_assert_eq(set.items[0].no_transaction, 1);
+    cr_assert_eq(set.items[0].down_envsubst, 1);
+    cr_assert_eq(set.items[0].down_no_transaction, 0);
+    pge_migfile_set_free(&set);
+
+    /* The .down.sql's header is checked too. */
+    pgt_write_str(dir, "1_a.down.sql", "-- pgentry:envsubts\nSELECT 2;\n");
+    const char *w[] = {"1_a.down.sql:1", "envsubts", NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_DIRECTIVE, w);
+}

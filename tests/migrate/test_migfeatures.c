@@ -1,0 +1,96 @@
+/* Integration tests of the migration-file features: directives, ${NAME} placeholders,
+ * out-of-order files and repeatable migrations; the real binary against a real PostgreSQL. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgt.h"
+#include "pgt_hooks.h"
+
+PGT_SHARED_PG_HOOKS()
+
+#define MAX_ENV 8
+
+/* One test's database, migrations directory and environment. */
+struct fworld {
+    struct pgt_pg *pg;
+    char db[64];
+    char dir[256];
+    char vars[MAX_ENV][320];
+    const char *env[MAX_ENV + 1];
+    size_t nenv;
+};
+
+static void setenv_w(struct fworld *w, const char *fmt, ...)
+{
+    va_list ap;
+    cr_assert_lt(w->nenv, MAX_ENV);
+    va_start(ap, fmt);
+    vsnprintf(w->vars[w->nenv], sizeof w->vars[0], fmt, ap);
+    va_end(ap);
+    w->env[w->nenv] = w->vars[w->nenv];
+    w->env[++w->nenv] = NULL;
+}
+
+static void fworld_init(struct fworld *w)
+{
+    char url[256];
+    memset(w, 0, sizeof *w);
+    w->pg = pgt_pg_shared();
+    pgt_pg_createdb(w->pg, w->db, sizeof w->db);
+    pgt_pg_url(w->pg, w->db, url, sizeof url);
+    pgt_tempdir(w->dir, sizeof w->dir);
+    setenv_w(w, "DATABASE_URL=%s", url);
+    setenv_w(w, "PGENTRY_MIGRATIONS=%s", w->dir);
+    setenv_w(w, "PGENTRY_HEALTH_ADDR=off");
+}
+
+static void put(struct fworld *w, const char *name, const char *content)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", w->dir, name);
+    pgt_write_file(path, content);
+}
+
+/* pgentry ARGS... with the world's environment; returns the exit code, output in *p. */
+static int pge(struct fworld *w, struct pgt_proc *p, ...)
+{
+    const char *argv[16] = {"pgentry"};
+    size_t n = 1;
+    va_list ap;
+    va_start(ap, p);
+    for (const char *a; (a = va_arg(ap, const char *)) && n < 15;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return pgt_run(p, argv, w->env, 60000);
+}
+
+static void expect_q(struct fworld *w, const char *sql, const char *want)
+{
+    char *got = pgt_pg_query(w->pg, w->db, sql);
+    cr_assert_str_eq(got, want, "%s\n  got: %s\n  want: %s", sql, got, want);
+    free(got);
+}
+
+/* ---- Directives ------------------------------------------------------------------------ */
+
+Test(migfeatures, unknown_directive_is_refused_before_anything_runs, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    put(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    put(&w, "0002_b.up.sql", "-- add b\n-- pgentry:no-transactoin\nCREATE TABLE b (id int);\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "0002_b.up.sql:2"), "no file:line in\n%s", p.err);
+    cr_assert(strstr(p.err, "no-transactoin"), "%s", p.err);
+    cr_assert(strstr(p.err, "no-transaction, envsubst"), "known list missing:\n%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT to_regclass('a') IS NULL AND to_regclass('pgentry_migrations') IS NULL",
+             "t");
+}

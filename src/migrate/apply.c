@@ -303,6 +303,11 @@ static void start_item(struct pge_migrate *m)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
     }
+    if (it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER && !down)
+        pge_warn("applying a migration out of order (--allow-out-of-order): it is older than "
+                 "the newest applied version",
+                 PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                 PGE_STR("head", m->plan.head_text));
     m->stmts_done = 0;
     pge_sqlsplit_init(&m->split, m->text, m->text_len);
     m->item_started_ms = now_ms();

@@ -104,8 +104,9 @@ static int make_plan(struct pge_migrate *m)
     switch (m->op) {
     case PGE_MIGRATE_UPGRADE:
     case PGE_MIGRATE_WAIT:
-        r = pge_migplan_upgrade(&m->plan, f, m->rows, m->nrows,
-                                m->op == PGE_MIGRATE_WAIT ? NULL : m->target, err, sizeof err);
+        r = pge_migplan_upgrade_flags(
+            &m->plan, f, m->rows, m->nrows, m->op == PGE_MIGRATE_WAIT ? NULL : m->target,
+            m->o.allow_out_of_order ? PGE_MIGPLAN_ALLOW_OUT_OF_ORDER : 0, err, sizeof err);
         break;
     case PGE_MIGRATE_DOWNGRADE:
         r = pge_migplan_downgrade(&m->plan, f, m->rows, m->nrows, m->target, err, sizeof err);

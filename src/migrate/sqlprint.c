@@ -30,7 +30,8 @@ void pge_migrate_print_sql(struct pge_migrate *m)
             return;
         }
         int no_tx = pge_migfile_no_transaction(text, len);
-        printf("\n-- %s %s_%s (%s)\n", down ? "revert" : "apply", it->version_text, it->name, path);
+        printf("\n-- %s %s_%s (%s)%s\n", down ? "revert" : "apply", it->version_text, it->name,
+               path, it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER ? " out of order" : "");
         if (!no_tx) {
             printf("BEGIN;\n");
             if (m->o.lock_timeout_ms > 0)

@@ -156,6 +156,7 @@ static void start_migrations(struct run *r)
         .files = &r->pre.files,
         .table = cfg->table,
         .sql_only = cfg->sql_only,
+        .allow_out_of_order = cfg->allow_out_of_order,
         .lock_wait_ms = cfg->lock_wait_ms,
         .lock_timeout_ms = cfg->lock_timeout_ms,
         .wait_timeout_ms = cfg->wait_timeout_ms,

@@ -94,3 +94,40 @@ Test(migfeatures, unknown_directive_is_refused_before_anything_runs, .timeout = 
     expect_q(&w, "SELECT to_regclass('a') IS NULL AND to_regclass('pgentry_migrations') IS NULL",
              "t");
 }
+
+/* ---- Out of order ---------------------------------------------------------------------- */
+
+Test(migfeatures, out_of_order_needs_the_flag_and_is_warned, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    put(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    put(&w, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
+    cr_assert_eq(pge(&w, &p, "upgrade", NULL), 0, "%s", p.err);
+    pgt_proc_free(&p);
+    put(&w, "0002_b.up.sql", "CREATE TABLE b (id int);\n");
+
+    /* Without the flag: refused, the way out named, nothing applied. */
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "0002_b.up.sql") && strstr(p.err, "--allow-out-of-order"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT to_regclass('b') IS NULL", "t");
+
+    /* status still calls it out of order. */
+    rc = pge(&w, &p, "status", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "0002") && strstr(p.out, "out_of_order"), "%s", p.out);
+    pgt_proc_free(&p);
+
+    /* With it (here from the environment): applied, with a warning naming it. */
+    setenv_w(&w, "PGENTRY_ALLOW_OUT_OF_ORDER=1");
+    rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "out of order") && strstr(p.err, "migration=0002"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgentry_migrations",
+             "1,2,3");
+    expect_q(&w, "SELECT to_regclass('b') IS NOT NULL", "t");
+}

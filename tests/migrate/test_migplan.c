@@ -29,7 +29,7 @@
 #define S4 SUM("4")
 #define S5 SUM("5")
 
-enum cmd { UP, DOWN, STAMP, HIST, VERIFY };
+enum cmd { UP, DOWN, STAMP, HIST, VERIFY, UP_OOO /* upgrade --allow-out-of-order */ };
 
 struct want_item {
     int64_t version;
@@ -79,7 +79,8 @@ static const struct pge_migplan_row *row_of(const struct scenario *sc, int64_t v
 
 static const char *cmd_name(enum cmd c)
 {
-    static const char *const names[] = {"upgrade", "downgrade", "stamp", "history", "verify"};
+    static const char *const names[] = {"upgrade", "downgrade", "stamp",
+                                        "history", "verify",    "upgrade --allow-out-of-order"};
     return names[c];
 }
 
@@ -95,6 +96,9 @@ static enum pge_migplan_result call(const struct scenario *sc, const struct plan
         return pge_migplan_stamp(plan, sc->files, sc->rows, sc->nrows, c->target, err, errsize);
     case HIST:
         return pge_migplan_history(plan, sc->files, sc->rows, sc->nrows, err, errsize);
+    case UP_OOO:
+        return pge_migplan_upgrade_flags(plan, sc->files, sc->rows, sc->nrows, c->target,
+                                         PGE_MIGPLAN_ALLOW_OUT_OF_ORDER, err, errsize);
     case VERIFY:
         break;
     }
@@ -378,6 +382,11 @@ Test(migplan, drift_only_where_it_matters, .timeout = 10)
     pge_migplan_free(&plan);
 }
 
+#define OOO(v, t)                                                                                  \
+    {                                                                                              \
+        v, PGE_MIGPLAN_DO_APPLY, PGE_MIGPLAN_IS_OUT_OF_ORDER, t                                    \
+    }
+
 /* Files 1..4; rows 1 and 3: file 2 is out of order, 4 pending. */
 Test(migplan, out_of_order_file, .timeout = 10)
 {
@@ -396,6 +405,16 @@ Test(migplan, out_of_order_file, .timeout = 10)
          NO_ITEMS},
         {UP, "4", PGE_MIGPLAN_OUT_OF_ORDER, 2, {NULL}, NO_ITEMS},
         {UP, "+1", PGE_MIGPLAN_OUT_OF_ORDER, 2, {NULL}, NO_ITEMS},
+        {UP, NULL, PGE_MIGPLAN_OUT_OF_ORDER, 2, {"--allow-out-of-order", NULL}, NO_ITEMS},
+        /* Allowed: applied in version order with the pending ones, state kept for a warning. */
+        {UP_OOO, NULL, PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "head", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "+1", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "+2", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "+3", PGE_MIGPLAN_RANGE, -1, {"only 2 migration(s) pending", NULL}, NO_ITEMS},
+        {UP_OOO, "2", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "3", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "4", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
         {VERIFY, NULL, PGE_MIGPLAN_OK, -1, {NULL}, NO_ITEMS},
         {DOWN, "-1", PGE_MIGPLAN_OK, -1, {NULL}, 1, {REVERT(3, "0003")}},
         {DOWN, "2", PGE_MIGPLAN_UNKNOWN_TARGET, 2, {"not applied", NULL}, NO_ITEMS},

@@ -135,6 +135,18 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
                                             const struct pge_migplan_row *rows, size_t nrows,
                                             const char *target, char *err, size_t errsize);
 
+/* Flags of pge_migplan_upgrade_flags(). */
+#define PGE_MIGPLAN_ALLOW_OUT_OF_ORDER 1u /* --allow-out-of-order */
+
+/* pge_migplan_upgrade() with flags. With PGE_MIGPLAN_ALLOW_OUT_OF_ORDER an out-of-order file
+ * is no error: it is planned like a pending one, in ascending version order among them (it
+ * counts for +N and VERSION), and keeps its state IS_OUT_OF_ORDER so the caller can warn. */
+enum pge_migplan_result pge_migplan_upgrade_flags(struct pge_migplan *plan,
+                                                  const struct pge_migset *files,
+                                                  const struct pge_migplan_row *rows, size_t nrows,
+                                                  const char *target, unsigned flags, char *err,
+                                                  size_t errsize);
+
 /* `downgrade -N|VERSION|base`. Items newest first, action DO_REVERT: -N = the N newest applied
  * versions (RANGE when fewer are applied); VERSION = every applied version newer than VERSION,
  * which stays applied and must be applied itself, except that 0 with no version 0 applied means

@@ -29,6 +29,7 @@ struct pge_migrate_opts {
     const struct pge_migset *files; /* scanned migrations (borrowed) */
     const char *table;              /* history table, maybe "schema.table" */
     int sql_only;                   /* --sql: print what would run, change nothing */
+    int allow_out_of_order;         /* apply older unapplied files (warned) instead of 65 */
     int64_t lock_wait_ms;           /* 0: forever */
     int64_t lock_timeout_ms;        /* 0: off */
     int64_t wait_timeout_ms;        /* PGE_MIGRATE_WAIT deadline; 0: forever */

@@ -61,7 +61,7 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
     unsigned line = m->stmt.line;
-    char where[600], state_desc[256];
+    char where[600], state_desc[256], pbuf[1024], dbuf[1024];
 
     if (pos) {
         size_t off = pge_sqlsplit_char_offset(m->text + m->stmt.offset, m->stmt.length,
@@ -97,20 +97,24 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     }
 
     describe_state(m, state_desc, sizeof state_desc);
+    /* PostgreSQL's message may quote what a placeholder put in the statement. */
+    primary = pge_migrate_mask_values(m, primary ? primary : PQresultErrorMessage(res), pbuf,
+                                      sizeof pbuf);
+    detail = pge_migrate_mask_values(m, detail, dbuf, sizeof dbuf);
     if (m->no_tx) {
         pge_error("migration failed; it runs without a transaction, so the statements before "
                   "this one stay committed: make them idempotent (IF NOT EXISTS) or repair by "
                   "hand, then run again",
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_STR("at", where), PGE_STR("sqlstate", st ? st : ""),
-                  PGE_STR("error", primary ? primary : PQresultErrorMessage(res)),
-                  PGE_STR("detail", detail ? detail : ""), PGE_STR("state", state_desc));
+                  PGE_STR("error", primary), PGE_STR("detail", detail),
+                  PGE_STR("state", state_desc));
     } else {
         pge_error("migration failed and was rolled back: nothing of it was applied",
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_STR("at", where), PGE_STR("sqlstate", st ? st : ""),
-                  PGE_STR("error", primary ? primary : PQresultErrorMessage(res)),
-                  PGE_STR("detail", detail ? detail : ""), PGE_STR("state", state_desc));
+                  PGE_STR("error", primary), PGE_STR("detail", detail),
+                  PGE_STR("state", state_desc));
     }
     PQclear(res);
     m->pending = PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0);
@@ -299,6 +303,10 @@ static void start_item(struct pge_migrate *m)
         return;
     }
     m->no_tx = pge_migfile_no_transaction(m->text, m->text_len);
+    if (pge_migrate_substitute(m) < 0) {
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     if (!m->no_tx && check_transaction_control(m) < 0) {
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
@@ -389,6 +397,10 @@ static void next_item(struct pge_migrate *m)
 
 void pge_migrate_apply_plan(struct pge_migrate *m)
 {
+    if (pge_migrate_check_placeholders(m) < 0) {
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     pge_info(m->op == PGE_MIGRATE_UPGRADE ? "applying migrations" : "reverting migrations",
              PGE_STR("from", m->plan.head_text), PGE_INT("count", (long long)m->plan.count));
     m->item = 0;

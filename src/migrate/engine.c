@@ -20,6 +20,8 @@ void pge_migrate_drop_item(struct pge_migrate *m)
 {
     free(m->text);
     m->text = NULL;
+    free(m->raw);
+    m->raw = NULL;
     m->in_tx = 0;
 }
 
@@ -339,6 +341,7 @@ void pge_migrate_free(struct pge_migrate *m)
     PQclear(m->hist);
     free(m->rows);
     free(m->text);
+    free(m->raw);
     free(m->qtable);
     free(m);
 }

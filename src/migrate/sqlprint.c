@@ -11,6 +11,10 @@ void pge_migrate_print_sql(struct pge_migrate *m)
 {
     struct pge_histsql_buf b = {0};
     char err[1024];
+    if (pge_migrate_check_placeholders(m) < 0) {
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     pge_histsql_create_table(&b, m->qtable);
     printf("-- pgentry %s: %s %s; nothing was run\n%s;\n", PGENTRY_VERSION,
            m->op == PGE_MIGRATE_UPGRADE ? "upgrade" : "downgrade", m->target ? m->target : "head",
@@ -32,6 +36,9 @@ void pge_migrate_print_sql(struct pge_migrate *m)
         int no_tx = pge_migfile_no_transaction(text, len);
         printf("\n-- %s %s_%s (%s)%s\n", down ? "revert" : "apply", it->version_text, it->name,
                path, it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER ? " out of order" : "");
+        if (down ? it->file->down_envsubst : it->file->envsubst)
+            printf("-- envsubst: pgentry replaces each ${NAME} below with the environment's "
+                   "value when it applies the file; values are not printed\n");
         if (!no_tx) {
             printf("BEGIN;\n");
             if (m->o.lock_timeout_ms > 0)

@@ -131,3 +131,94 @@ Test(migfeatures, out_of_order_needs_the_flag_and_is_warned, .timeout = 60)
              "1,2,3");
     expect_q(&w, "SELECT to_regclass('b') IS NOT NULL", "t");
 }
+
+/* ---- Placeholders ---------------------------------------------------------------------- */
+
+#define SECRET_VALUE "s3cr3t-Pa55w0rd-xyzzy"
+
+Test(migfeatures, placeholders_are_replaced_in_quotes_and_dollar_bodies, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    setenv_w(&w, "APP_ROLE=meetings_app");
+    setenv_w(&w, "GREETING=it's ok");
+    put(&w, "0001_role.up.sql",
+        "-- the application's role\n"
+        "-- pgentry:envsubst\n"
+        "CREATE ROLE ${APP_ROLE};\n"
+        "CREATE TABLE notes (body text);\n"
+        "INSERT INTO notes VALUES ($q$${GREETING}$q$), ('${APP_ROLE}');\n"
+        "DO $$ BEGIN EXECUTE 'GRANT SELECT ON notes TO ${APP_ROLE}'; END $$;\n");
+    put(&w, "0001_role.down.sql",
+        "-- pgentry:envsubst\nDROP TABLE notes;\nDROP ROLE ${APP_ROLE};\n");
+    /* Without the directive, ${...} is plain text. */
+    put(&w, "0002_plain.up.sql", "INSERT INTO notes VALUES ('${APP_ROLE}');\n");
+    put(&w, "0002_plain.down.sql", "DELETE FROM notes;\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT string_agg(body, '|' ORDER BY body) FROM notes",
+             "${APP_ROLE}|it's ok|meetings_app");
+    expect_q(&w, "SELECT has_table_privilege('meetings_app', 'notes', 'SELECT')", "t");
+    /* The checksum is of the file as written: verify passes, whatever the value. */
+    rc = pge(&w, &p, "verify", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = pge(&w, &p, "downgrade", "base", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT count(*) FROM pg_roles WHERE rolname = 'meetings_app'", "0");
+}
+
+Test(migfeatures, unset_placeholder_applies_nothing_and_logs_no_value, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    setenv_w(&w, "APP_PASSWORD=" SECRET_VALUE);
+    put(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    put(&w, "0002_role.up.sql",
+        "-- pgentry:envsubst\nCREATE ROLE r2 LOGIN PASSWORD '${APP_PASSWORD}';\n");
+    put(&w, "0003_grant.up.sql",
+        "-- pgentry:no-transaction\n-- pgentry:envsubst\n\nGRANT SELECT ON a TO ${APP_ROLE};\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "APP_ROLE"), "variable not named:\n%s", p.err);
+    cr_assert(strstr(p.err, "0003_grant.up.sql:4"), "no file:line in\n%s", p.err);
+    cr_assert_null(strstr(p.err, SECRET_VALUE), "a value was logged:\n%s", p.err);
+    pgt_proc_free(&p);
+    /* Checked before the first file ran: not even 0001 is applied. */
+    expect_q(&w, "SELECT to_regclass('a') IS NULL", "t");
+    expect_q(&w, "SELECT count(*) FROM pg_roles WHERE rolname = 'r2'", "0");
+
+    /* --sql checks too, and prints the text as written. */
+    rc = pge(&w, &p, "upgrade", "--sql", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    setenv_w(&w, "APP_ROLE=r2");
+    rc = pge(&w, &p, "upgrade", "--sql", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "'${APP_PASSWORD}'"), "%s", p.out);
+    cr_assert_null(strstr(p.out, SECRET_VALUE), "a value was printed:\n%s", p.out);
+    pgt_proc_free(&p);
+}
+
+Test(migfeatures, failing_envsubst_statement_masks_values, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    setenv_w(&w, "APP_PASSWORD=" SECRET_VALUE);
+    /* PostgreSQL quotes the bad value back: the report must not. */
+    put(&w, "0001_bad.up.sql",
+        "-- pgentry:envsubst\nCREATE TABLE t (id int);\nSELECT '${APP_PASSWORD}'::int;\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "0001_bad.up.sql:3"), "no file:line in\n%s", p.err);
+    cr_assert(strstr(p.err, "invalid input syntax"), "%s", p.err);
+    cr_assert(strstr(p.err, "***"), "value not masked:\n%s", p.err);
+    cr_assert_null(strstr(p.err, SECRET_VALUE), "a value was logged:\n%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT to_regclass('t') IS NULL", "t");
+}

@@ -142,7 +142,12 @@ static void on_recorded(void *arg, PGresult *res)
     PQclear(res);
     it = cur(m);
     int64_t ms = now_ms() - m->item_started_ms;
-    if (it->action == PGE_MIGPLAN_DO_APPLY) {
+    if (it->file->repeatable) {
+        pge_info("repeatable migration applied", PGE_STR("name", it->name),
+                 PGE_STR("file", m->path), PGE_MS("duration", ms));
+        if (m->o.state && m->o.state->mig.pending)
+            m->o.state->mig.pending--;
+    } else if (it->action == PGE_MIGPLAN_DO_APPLY) {
         pge_info("migration applied", PGE_STR("migration", it->version_text),
                  PGE_STR("name", it->name), PGE_MS("duration", ms),
                  PGE_STR("transaction", m->no_tx ? "none" : "one"));
@@ -169,7 +174,9 @@ static void record(struct pge_migrate *m)
 {
     const struct pge_migplan_item *it = cur(m);
     struct pge_histsql_buf b = {0};
-    if (it->action == PGE_MIGPLAN_DO_APPLY)
+    if (it->file->repeatable)
+        pge_histsql_upsert_repeatable(&b, m->qrtable, it->name, m->checksum, -1, m->applied_by);
+    else if (it->action == PGE_MIGPLAN_DO_APPLY)
         pge_histsql_insert(&b, m->qtable, it->version, it->name, m->checksum,
                            m->no_tx ? now_ms() - m->item_started_ms : -1, m->applied_by);
     else
@@ -330,6 +337,11 @@ static void start_item(struct pge_migrate *m)
         pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 0);
     } else {
         pge_histsql_appendf(&b, "BEGIN");
+        if (it->file->repeatable) {
+            /* Its record's table, made with the first repeatable that ever runs. */
+            pge_histsql_appendf(&b, "; ");
+            pge_histsql_create_repeatable_table(&b, m->qrtable);
+        }
         if (m->o.lock_timeout_ms > 0) {
             pge_histsql_appendf(&b, "; ");
             pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 1);

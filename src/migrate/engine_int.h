@@ -37,6 +37,7 @@ struct pge_migrate {
     const char *target;
 
     char *qtable;     /* "schema"."table" */
+    char *qrtable;    /* "schema"."table_repeatable": the repeatable migrations' records */
     char schema[128]; /* for messages */
     char classid[16], objid[16];
     char applied_by[128];
@@ -44,6 +45,9 @@ struct pge_migrate {
     PGresult *hist;
     struct pge_migplan_row *rows;
     size_t nrows;
+    PGresult *rhist; /* the repeatable table's rows (version unused) */
+    struct pge_migplan_row *rrows;
+    size_t nrrows;
     struct pge_migplan plan;
     int rereading; /* the history is being read again under the lock */
 

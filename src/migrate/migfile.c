@@ -118,6 +118,25 @@ enum pge_migfile_name_result pge_migfile_parse_name(const char *name, size_t len
     return PGE_MIGFILE_NAME_OK;
 }
 
+enum pge_migfile_name_result pge_migfile_parse_repeatable(const char *name, size_t len,
+                                                          const char **slug, size_t *slug_len)
+{
+    size_t pre = strlen("R__"), suf = strlen(".sql");
+    if (len < pre + suf || memcmp(name, "R__", pre) != 0 || !ends_with(name, len, ".sql") ||
+        memchr(name, '\0', len))
+        return PGE_MIGFILE_NAME_OTHER;
+    if (len == pre + suf)
+        return PGE_MIGFILE_NAME_MALFORMED;
+    for (size_t i = pre; i < len - suf; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == '/')
+            return PGE_MIGFILE_NAME_MALFORMED;
+    }
+    *slug = name + pre;
+    *slug_len = len - pre - suf;
+    return PGE_MIGFILE_NAME_OK;
+}
+
 /* ---- Text ------------------------------------------------------------------------------ */
 
 size_t pge_migfile_normalize(char *buf, size_t len)

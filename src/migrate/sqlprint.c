@@ -34,11 +34,18 @@ void pge_migrate_print_sql(struct pge_migrate *m)
             return;
         }
         int no_tx = pge_migfile_no_transaction(text, len);
-        printf("\n-- %s %s_%s (%s)%s\n", down ? "revert" : "apply", it->version_text, it->name,
-               path, it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER ? " out of order" : "");
+        printf("\n-- %s %s%s%s (%s)%s\n", down ? "revert" : "apply", it->version_text,
+               it->file->repeatable ? "__" : "_", it->name, path,
+               it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER ? " out of order" : "");
         if (down ? it->file->down_envsubst : it->file->envsubst)
             printf("-- envsubst: pgentry replaces each ${NAME} below with the environment's "
                    "value when it applies the file; values are not printed\n");
+        if (it->file->repeatable) {
+            b = (struct pge_histsql_buf){0};
+            pge_histsql_create_repeatable_table(&b, m->qrtable);
+            printf("%s;\n", b.s ? b.s : "");
+            pge_histsql_buf_free(&b);
+        }
         if (!no_tx) {
             printf("BEGIN;\n");
             if (m->o.lock_timeout_ms > 0)
@@ -59,7 +66,9 @@ void pge_migrate_print_sql(struct pge_migrate *m)
             printf(";\n");
         free(text);
         b = (struct pge_histsql_buf){0};
-        if (down)
+        if (it->file->repeatable)
+            pge_histsql_upsert_repeatable(&b, m->qrtable, it->name, sum, -1, m->applied_by);
+        else if (down)
             pge_histsql_delete(&b, m->qtable, it->version);
         else
             pge_histsql_insert(&b, m->qtable, it->version, it->name, sum, no_tx ? 0 : -1,

@@ -222,3 +222,89 @@ Test(migfeatures, failing_envsubst_statement_masks_values, .timeout = 60)
     pgt_proc_free(&p);
     expect_q(&w, "SELECT to_regclass('t') IS NULL", "t");
 }
+
+/* ---- Repeatable migrations ------------------------------------------------------------- */
+
+#define TASKS_TABLE "CREATE TABLE tasks (id int, status text);\n"
+#define COUNTS_VIEW                                                                                \
+    "CREATE OR REPLACE VIEW task_counts AS SELECT status, count(*) AS n FROM tasks GROUP BY "      \
+    "status;\n"
+
+Test(migfeatures, repeatable_runs_when_new_or_changed_only, .timeout = 90)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    put(&w, "0001_tasks.up.sql", TASKS_TABLE);
+    put(&w, "R__task_counts.sql", COUNTS_VIEW);
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "repeatable migration applied"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT to_regclass('task_counts') IS NOT NULL", "t");
+    expect_q(&w, "SELECT count(*) FROM pgentry_migrations_repeatable WHERE name = 'task_counts'",
+             "1");
+    /* The history table keeps the contract's shape: no repeatable in it. */
+    expect_q(&w, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
+
+    /* Unchanged: not run again (and nothing pending, so no lock either). */
+    rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert_null(strstr(p.err, "repeatable migration applied"), "%s", p.err);
+    pgt_proc_free(&p);
+    rc = pge(&w, &p, "status", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "task_counts") && strstr(p.out, "applied"), "%s", p.out);
+    pgt_proc_free(&p);
+
+    /* Changed: re-applied exactly once. */
+    put(&w, "R__task_counts.sql",
+        "CREATE OR REPLACE VIEW task_counts AS SELECT status, count(*) AS n, 1 AS v2 FROM tasks "
+        "GROUP BY status;\n");
+    rc = pge(&w, &p, "status", NULL);
+    cr_assert(strstr(p.out, "pending"), "%s", p.out);
+    pgt_proc_free(&p);
+    rc = pge(&w, &p, "upgrade", "--sql", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "v2") && strstr(p.out, "pgentry_migrations_repeatable"), "%s", p.out);
+    pgt_proc_free(&p);
+    rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "repeatable migration applied"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w,
+             "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+             "'task_counts' AND column_name = 'v2'",
+             "1");
+    rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_null(strstr(p.err, "repeatable migration applied"), "%s", p.err);
+    pgt_proc_free(&p);
+    /* --wait-migrations is satisfied by the current checksums. */
+    setenv_w(&w, "PGENTRY_WAIT_MIGRATIONS=1");
+    setenv_w(&w, "PGENTRY_WAIT_TIMEOUT=20s");
+    rc = pge(&w, &p, NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+}
+
+Test(migfeatures, failing_repeatable_is_rolled_back_and_versions_stay, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    put(&w, "0001_tasks.up.sql", TASKS_TABLE);
+    put(&w, "R__a_counts.sql", COUNTS_VIEW);
+    put(&w, "R__b_broken.sql",
+        "CREATE VIEW half AS SELECT 1 AS x;\n"
+        "CREATE VIEW broken AS SELECT nope FROM tasks;\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "R__b_broken.sql:2"), "no file:line in\n%s", p.err);
+    cr_assert(strstr(p.err, "rolled back"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
+    expect_q(&w, "SELECT to_regclass('task_counts') IS NOT NULL AND to_regclass('half') IS NULL",
+             "t");
+    expect_q(&w, "SELECT string_agg(name, ',' ORDER BY name) FROM pgentry_migrations_repeatable",
+             "a_counts");
+}

@@ -223,7 +223,7 @@ Test(migplan, clean_history_every_target, .timeout = 10)
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4),
                               MF(5, "0005", "five", S5)};
-    struct pge_migset files = {f, 5, NULL, 0};
+    struct pge_migset files = {f, 5, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, "2024-01-01 00:00:00+00"},
                                      {2, "two", S2, "2024-01-02 00:00:00+00"},
                                      {3, "three", S3, NULL}};
@@ -307,7 +307,7 @@ Test(migplan, drift_blocks_upgrade_verify_and_downgrade, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4)};
-    struct pge_migset files = {f, 4, NULL, 0};
+    struct pge_migset files = {f, 4, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", S1, NULL}, {2, "two", SUM("b"), NULL}, {3, "three", SUM("c"), NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "0003", {1, 1, 2, 0, 0}, 0, {0}};
@@ -357,7 +357,7 @@ Test(migplan, drift_only_where_it_matters, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "one", SUM("a")), MF(2, "2", "two", SUM("b")),
                               MF(3, "3", "three", SUM("c"))};
-    struct pge_migset files = {f, 3, NULL, 0};
+    struct pge_migset files = {f, 3, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", NULL, NULL}, {2, "two", SUM("B"), NULL}, {3, "three", SUM("c"), NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "3", {2, 0, 1, 0, 0}, 0, {0}};
@@ -392,7 +392,7 @@ Test(migplan, out_of_order_file, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4)};
-    struct pge_migset files = {f, 4, NULL, 0};
+    struct pge_migset files = {f, 4, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, NULL}, {3, "three", S3, NULL}};
     struct scenario sc = {&files, rows, 2, 1, 3, "0003", {2, 1, 0, 0, 1}, 0, {0}};
     static const struct plan_case cases[] = {
@@ -453,7 +453,7 @@ Test(migplan, out_of_order_file, .timeout = 10)
 Test(migplan, database_ahead_is_a_warning, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, NULL},
                                      {2, "two", S2, NULL},
                                      {3, "future", S3, "2030-01-01"},
@@ -508,7 +508,7 @@ Test(migplan, missing_down_file, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF_NODOWN(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3)};
-    struct pge_migset files = {f, 3, NULL, 0};
+    struct pge_migset files = {f, 3, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", S1, NULL}, {2, "two", S2, NULL}, {3, "three", S3, NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "0003", {3, 0, 0, 0, 0}, 0, {0}};
@@ -531,7 +531,7 @@ Test(migplan, missing_down_file, .timeout = 10)
 /* No files, no rows. */
 Test(migplan, empty_everything, .timeout = 10)
 {
-    struct pge_migset files = {NULL, 0, NULL, 0};
+    struct pge_migset files = {NULL, 0, NULL, 0, NULL, 0};
     struct scenario sc = {&files, NULL, 0, 0, 0, "none", {0, 0, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
         {UP, NULL, PGE_MIGPLAN_OK, -1, {NULL}, NO_ITEMS},
@@ -563,7 +563,7 @@ Test(migplan, empty_everything, .timeout = 10)
 Test(migplan, fresh_database, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "01", "one", S1), MF(2, "02", "two", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct scenario sc = {&files, NULL, 0, 0, 0, "none", {0, 2, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
         {UP, NULL, PGE_MIGPLAN_OK, -1, {NULL}, 2, {APPLY(1, "01"), APPLY(2, "02")}},
@@ -588,7 +588,7 @@ Test(migplan, fresh_database, .timeout = 10)
 Test(migplan, version_zero, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(0, "0000", "zero", S1), MF(1, "0001", "one", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{0, "zero", S1, NULL}, {1, "one", S2, NULL}};
     struct scenario sc = {&files, rows, 2, 1, 1, "0001", {2, 0, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
@@ -605,7 +605,7 @@ Test(migplan, unsorted_or_broken_input_is_a_caller_bug, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "a", S1), MF(2, "2", "b", S2)};
     struct pge_migfile fbad[] = {MF(2, "2", "b", S2), MF(1, "1", "a", S1)};
-    struct pge_migset files = {f, 2, NULL, 0}, bad_files = {fbad, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0}, bad_files = {fbad, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row down[] = {{2, "b", S2, NULL}, {1, "a", S1, NULL}};
     struct pge_migplan_row dup[] = {{1, "a", S1, NULL}, {1, "a", S1, NULL}};
     struct pge_migplan_row ok[] = {{1, "a", S1, NULL}};
@@ -657,7 +657,7 @@ Test(migplan, unsorted_or_broken_input_is_a_caller_bug, .timeout = 10)
 Test(migplan, messages_are_optional, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "a", S1)};
-    struct pge_migset files = {f, 1, NULL, 0};
+    struct pge_migset files = {f, 1, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "a", S2, NULL}};
     struct pge_migplan plan;
     cr_assert_eq(pge_migplan_upgrade(&plan, &files, rows, 1, NULL, NULL, 0), PGE_MIGPLAN_DRIFT);

@@ -43,6 +43,16 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
                         const char *name, const char *checksum, int64_t duration_ms,
                         const char *applied_by);
 
+/* CREATE TABLE IF NOT EXISTS for the repeatable migrations' table (qrtable, quoted): name text
+ * primary key, checksum, applied_at, duration_ms, applied_by. */
+void pge_histsql_create_repeatable_table(struct pge_histsql_buf *b, const char *qrtable);
+
+/* The record of a repeatable migration: insert, or update the row of that name. duration_ms
+ * as for pge_histsql_insert(). */
+void pge_histsql_upsert_repeatable(struct pge_histsql_buf *b, const char *qrtable, const char *name,
+                                   const char *checksum, int64_t duration_ms,
+                                   const char *applied_by);
+
 /* DELETE of a migration's history row (a downgrade, or stamp below it). */
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version);
 

@@ -66,6 +66,13 @@ struct pge_migfile_name {
 enum pge_migfile_name_result pge_migfile_parse_name(const char *name, size_t len,
                                                     struct pge_migfile_name *out);
 
+/* Parse name[0..len) (a directory entry's name) as a repeatable migration "R__slug.sql" (Flyway's
+ * convention): OK with the slug in slug and slug_len (into name), MALFORMED when it starts with
+ * "R__" and ends in ".sql" but the slug is empty or has a control character or '/', OTHER for
+ * anything else (then nothing is set). Pure, bounded by len. */
+enum pge_migfile_name_result pge_migfile_parse_repeatable(const char *name, size_t len,
+                                                          const char **slug, size_t *slug_len);
+
 /* Parse s[0..len) as a decimal version: one or more digits, leading zeros allowed, value at most
  * INT64_MAX. Returns 0 and sets *version, or -1 (empty, non-digit, overflow). Pure. */
 int pge_migfile_parse_version(const char *s, size_t len, int64_t *version);
@@ -165,6 +172,7 @@ struct pge_migfile {
     int down_no_transaction;                     /* .down.sql has it */
     int envsubst;                                /* .up.sql has the envsubst directive */
     int down_envsubst;                           /* .down.sql has it */
+    int repeatable; /* R__slug.sql: version -1, version_text "R", no .down.sql */
 };
 
 /* A scanned directory. Plain data owned by the caller; release with pge_migfile_set_free(). */
@@ -174,6 +182,8 @@ struct pge_migset {
     char **ignored; /* names of directory entries that are not migrations, in directory order
                      * (for the caller's debug log); "." and ".." are left out */
     size_t nignored;
+    struct pge_migfile *repeatables; /* R__slug.sql files, sorted by name (strcmp) */
+    size_t nrepeatables;
 };
 
 /* Scan dir: parse every entry's name, read and checksum every .up.sql and .down.sql, pair them

@@ -183,6 +183,17 @@ enum pge_migplan_result pge_migplan_verify(struct pge_migplan *plan, const struc
                                            const struct pge_migplan_row *rows, size_t nrows,
                                            char *err, size_t errsize);
 
+/* Append files->repeatables to a plan just made with OK: for an upgrade (apply 1) each one that
+ * is new or changed (no row of its name, or another checksum), action DO_APPLY, state PENDING;
+ * for status and history (apply 0) every one, DO_NOTHING, state APPLIED or PENDING. In name
+ * order, after the versioned items; plan->states counts them. rrows are the repeatable table's
+ * rows (name and checksum; version ignored), in any order; items point into files and rrows.
+ * Returns OK, or NOMEM (plan->result set, items kept). Pure. */
+enum pge_migplan_result pge_migplan_add_repeatables(struct pge_migplan *plan,
+                                                    const struct pge_migset *files,
+                                                    const struct pge_migplan_row *rrows,
+                                                    size_t nrrows, int apply);
+
 /* Free what the plan owns and zero it. NULL-safe. */
 void pge_migplan_free(struct pge_migplan *plan);
 

@@ -827,3 +827,59 @@ Test(migplan, names_and_outcomes, .timeout = 10)
     for (size_t i = 0; i < NCASES(map); i++)
         cr_assert_eq(pge_migplan_outcome(map[i].r), map[i].k, "result %d", map[i].r);
 }
+
+#define RF(slug, sum)                                                                              \
+    {                                                                                              \
+        .version = -1, .version_text = "R", .name = slug, .up_path = "m/R__" slug ".sql",          \
+        .checksum = sum, .repeatable = 1                                                           \
+    }
+
+/* Repeatables: new, unchanged and changed, after the versioned items, in name order. */
+Test(migplan, repeatables_new_or_changed_are_applied, .timeout = 10)
+{
+    struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2)};
+    struct pge_migfile r[] = {RF("a_new", S3), RF("b_same", S4), RF("c_changed", S5)};
+    struct pge_migset files = {f, 2, NULL, 0, r, 3};
+    struct pge_migplan_row rows[] = {{1, "one", S1, NULL}};
+    struct pge_migplan_row rrows[] = {
+        {-1, "c_changed", S1, "t1"}, {-1, "b_same", S4, "t2"}, {-1, "gone", S2, "t3"}};
+    struct pge_migplan plan;
+    char err[256] = "";
+
+    cr_assert_eq(pge_migplan_upgrade(&plan, &files, rows, 1, NULL, err, sizeof err),
+                 PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &files, rrows, 3, 1), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 3);
+    cr_assert_eq(plan.items[0].version, 2);
+    cr_assert_eq(plan.items[1].file, &r[0]);
+    cr_assert_null(plan.items[1].row);
+    cr_assert_eq(plan.items[2].file, &r[2]);
+    cr_assert_eq(plan.items[2].row, &rrows[0]);
+    for (size_t i = 1; i < 3; i++) {
+        cr_assert_eq(plan.items[i].action, PGE_MIGPLAN_DO_APPLY);
+        cr_assert_eq(plan.items[i].state, PGE_MIGPLAN_IS_PENDING);
+        cr_assert_str_eq(plan.items[i].version_text, "R");
+    }
+    cr_assert_str_eq(plan.head_text, "0001");
+    pge_migplan_free(&plan);
+
+    /* status: every one with its state (c_changed now recorded with its checksum). */
+    rrows[0].checksum = SUM("5");
+    cr_assert_eq(pge_migplan_history(&plan, &files, rows, 1, err, sizeof err), PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &files, rrows, 3, 0), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 5);
+    cr_assert_eq(plan.items[2].state, PGE_MIGPLAN_IS_PENDING);
+    cr_assert_eq(plan.items[3].state, PGE_MIGPLAN_IS_APPLIED);
+    cr_assert_eq(plan.items[4].state, PGE_MIGPLAN_IS_APPLIED);
+    cr_assert_eq(plan.items[4].action, PGE_MIGPLAN_DO_NOTHING);
+    cr_assert_eq(plan.states[PGE_MIGPLAN_IS_APPLIED], 3);
+    cr_assert_eq(plan.states[PGE_MIGPLAN_IS_PENDING], 2);
+    pge_migplan_free(&plan);
+
+    /* Nothing to do when every one is recorded with its checksum. */
+    struct pge_migset only = {NULL, 0, NULL, 0, &r[1], 1};
+    cr_assert_eq(pge_migplan_upgrade(&plan, &only, NULL, 0, NULL, err, sizeof err), PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &only, rrows, 3, 1), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 0);
+    pge_migplan_free(&plan);
+}

@@ -211,3 +211,48 @@ Test(migtext, redact_masks_every_value_used, .timeout = 10)
     pge_migfile_envsubst_redact(text, strlen(text), lookup, NULL, NULL, out, sizeof out);
     cr_assert_str_eq(out, "");
 }
+
+/* ---- Repeatable names ------------------------------------------------------------------ */
+
+Test(migtext, repeatable_names, .timeout = 10)
+{
+    static const struct {
+        const char *in;
+        enum pge_migfile_name_result rc;
+        const char *slug;
+    } cases[] = {
+        {"R__task_counts.sql", PGE_MIGFILE_NAME_OK, "task_counts"},
+        {"R__a.b.sql", PGE_MIGFILE_NAME_OK, "a.b"},
+        {"R___.sql", PGE_MIGFILE_NAME_OK, "_"},
+        {"R__.sql", PGE_MIGFILE_NAME_MALFORMED, NULL},
+        {"R__a\tb.sql", PGE_MIGFILE_NAME_MALFORMED, NULL},
+        {"R_x.sql", PGE_MIGFILE_NAME_OTHER, NULL},
+        {"r__x.sql", PGE_MIGFILE_NAME_OTHER, NULL},
+        {"R__x.sql~", PGE_MIGFILE_NAME_OTHER, NULL},
+        {"R__x.SQL", PGE_MIGFILE_NAME_OTHER, NULL},
+        {"README", PGE_MIGFILE_NAME_OTHER, NULL},
+        {"", PGE_MIGFILE_NAME_OTHER, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *slug = NULL;
+        size_t n = 0;
+        enum pge_migfile_name_result rc =
+            pge_migfile_parse_repeatable(cases[i].in, strlen(cases[i].in), &slug, &n);
+        cr_assert_eq(rc, cases[i].rc, "%s", cases[i].in);
+        if (rc == PGE_MIGFILE_NAME_OK) {
+            cr_assert_eq(n, strlen(cases[i].slug), "%s", cases[i].in);
+            cr_assert_eq(memcmp(slug, cases[i].slug, n), 0, "%s", cases[i].in);
+        }
+    }
+    /* Every truncated prefix: never a read past the end, OK only for the whole name. */
+    static const char full[] = "R__task_counts.sql";
+    for (size_t n = 0; n < sizeof full - 1; n++) {
+        char *copy = malloc(n ? n : 1);
+        const char *slug;
+        size_t sl;
+        memcpy(copy, full, n);
+        enum pge_migfile_name_result rc = pge_migfile_parse_repeatable(copy, n, &slug, &sl);
+        cr_assert_neq(rc, PGE_MIGFILE_NAME_OK, "prefix %zu", n);
+        free(copy);
+    }
+}

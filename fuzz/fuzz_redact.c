@@ -1,5 +1,6 @@
-/* libFuzzer target for pge_redact: bounded output, and whatever libpq reads as the password
- * is hidden and reported to the logger. */
+/* libFuzzer target for pge_redact: bounded output, whatever libpq reads as the password is
+ * hidden and reported to the logger, and libpq's own message about the input shows it no
+ * more than pge_redact() does. */
 #include <libpq-fe.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,20 @@ static void check_reported(const char *password, void *arg)
     struct found *f = arg;
     if (strcmp(password, f->want) == 0)
         f->seen = 1;
+}
+
+struct hidden {
+    const char *redacted; /* pge_redact() of the input */
+    const char *message;  /* pge_redact_message() of libpq's message about it */
+};
+
+/* A password the redacted input hides is not in the scrubbed message either. */
+static void check_hidden(const char *password, void *arg)
+{
+    const struct hidden *h = arg;
+    if (strlen(password) >= 3 && !strchr(password, '*') && !strstr(h->redacted, password) &&
+        strstr(h->message, password))
+        abort();
 }
 
 /* libpq's password for s (owned), or NULL when it has none or cannot parse s. */
@@ -70,6 +85,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pge_redact(in, part, small);
     if (part[small] != 'Z' || strlen(part) >= small || strncmp(part, full, strlen(part)) != 0)
         abort();
+
+    /* libpq's message may quote the input whole or in pieces: scrubbed, it holds no password
+     * of 3 bytes or more that the redacted input hides. */
+    char *perr = NULL;
+    PQconninfoFree(PQconninfoParse(in, &perr));
+    if (perr) {
+        char *msg = malloc(strlen(perr) * 4 + 64);
+        if (!msg)
+            abort();
+        pge_redact_message(perr, in, msg, strlen(perr) * 4 + 64);
+        struct hidden h = {full, msg};
+        pge_redact_each_password(in, check_hidden, &h);
+        free(msg);
+        PQfreemem(perr);
+    }
 
     char *pw = libpq_password(in);
     if (pw) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages pgentry needs that are not there yet (build, tests, demo).
-# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|package]...   (default: build test)
+# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|package|static]...   (default: build test)
 set -euo pipefail
 
 build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev
@@ -13,6 +13,9 @@ bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-
 e2e=(podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring
      podman-compose curl python3)
 package=(dpkg-dev lintian scdoc binutils)  # scripts/package.sh
+# scripts/build-static.sh (musl, Debian source packages) and tests/static/empty_root.sh
+static=(musl-tools dpkg-dev file binutils perl make ca-certificates busybox-static openssl
+        postgresql util-linux python3)
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build test)
@@ -26,7 +29,8 @@ for g in "${groups[@]}"; do
     bench) want+=("${build[@]}" "${test[@]}" "${bench[@]}") ;;
     e2e) want+=("${e2e[@]}") ;;
     package) want+=("${package[@]}") ;;
-    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, package)" >&2; exit 64 ;;
+    static) want+=("${build[@]}" "${static[@]}") ;;
+    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, package, static)" >&2; exit 64 ;;
     esac
 done
 

@@ -2,19 +2,23 @@
 # Install what is missing, build, and run the whole test suite (unit + integration against
 # real PostgreSQL servers the tests start themselves). Works on a fresh Debian 12 as root or
 # with sudo.
-# Usage: scripts/test.sh [--asan] [--fuzz SECONDS] [ctest args...]
+# Usage: scripts/test.sh [--asan] [--fuzz SECONDS] [--static] [ctest args...]
 #   --asan          also build and run the suite under AddressSanitizer + UBSan
 #   --fuzz SECONDS  also build the libFuzzer targets with clang and run each that long
+#   --static        also build dist/pgentry (scripts/build-static.sh) and run it in an empty
+#                   root (tests/static/empty_root.sh; needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 asan=0
 fuzz=0
+static=0
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --asan) asan=1 ;;
     --fuzz) fuzz=$2; shift ;;
+    --static) static=1 ;;
     *) args+=("$1") ;;
     esac
     shift
@@ -52,5 +56,10 @@ if [ "$fuzz" != 0 ]; then
         "$f" -max_total_time="$fuzz" -print_final_stats=0 >/dev/null 2>build-fuzz/"$(basename "$f")".log ||
             { tail -40 build-fuzz/"$(basename "$f")".log; exit 1; }
     done
+fi
+if [ "$static" = 1 ]; then
+    echo "== static build and the empty-root test"
+    scripts/build-static.sh
+    tests/static/empty_root.sh dist/pgentry
 fi
 echo "== all tests passed"

@@ -14,7 +14,7 @@
 
 extern char **environ;
 
-/* The one table from outcomes to the exit codes of CONTRACT.md. */
+/* The one table from outcomes to the exit codes the README documents. */
 static int exit_code(struct pge_outcome out)
 {
     switch (out.kind) {
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         fputs(pge_config_help(), stdout);
         break;
     case PGE_CMD_VERSION:
-        printf("pgentry %s\n", PGENTRY_VERSION);
+        printf("pgentry %s (%s)\n", PGENTRY_VERSION, PGENTRY_BUILD_INFO);
         break;
     case PGE_CMD_HEALTHCHECK: {
         char line[1024];

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgentry/common/json.h"
+
 #define LINE_MAX_BYTES 16384
 #define LINE_RESERVE   32
 #define VALUE_MAX      1024
@@ -158,101 +160,10 @@ static const char *scrub(const char *src, char *dst, size_t size)
     return dst;
 }
 
-struct linebuf {
-    char b[LINE_MAX_BYTES];
-    size_t n;
-    int full; /* something did not fit: later writes are dropped whole */
-};
-
-/* Append all of s or nothing, keeping room for the line's closing bytes. */
-static void put(struct linebuf *l, const char *s, size_t n)
+char *pge_log_scrub(const char *text, char *out, size_t size)
 {
-    if (l->full || l->n + n > sizeof l->b - LINE_RESERVE) {
-        l->full = 1;
-        return;
-    }
-    memcpy(l->b + l->n, s, n);
-    l->n += n;
-}
-
-static void puts_(struct linebuf *l, const char *s)
-{
-    put(l, s, strlen(s));
-}
-
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no
- * surrogates), or 0 when p starts an invalid one. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    if (p[0] == 0xe0)
-        lo = 0xa0;
-    else if (p[0] == 0xed)
-        hi = 0x9f;
-    else if (p[0] == 0xf0)
-        lo = 0x90;
-    else if (p[0] == 0xf4)
-        hi = 0x8f;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
-
-static void put_json_string(struct linebuf *l, const char *s)
-{
-    put(l, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        switch (*p) {
-        case '"':
-            put(l, "\\\"", 2);
-            break;
-        case '\\':
-            put(l, "\\\\", 2);
-            break;
-        case '\n':
-            put(l, "\\n", 2);
-            break;
-        case '\r':
-            put(l, "\\r", 2);
-            break;
-        case '\t':
-            put(l, "\\t", 2);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
-                put(l, esc, 6);
-            } else if (*p >= 0x80) {
-                /* Server messages may come in LATIN1 and values may be cut: JSON must stay
-                 * UTF-8, so a byte that starts no valid sequence becomes U+FFFD. */
-                size_t n = utf8_seq_len(p);
-                if (n == 0) {
-                    put(l, "\\ufffd", 6);
-                } else {
-                    put(l, (const char *)p, n);
-                    p += n - 1;
-                }
-            } else {
-                put(l, (const char *)p, 1);
-            }
-        }
-    }
-    put(l, "\"", 1);
+    scrub(text, out, size);
+    return out;
 }
 
 static int needs_quotes(const char *s)
@@ -266,28 +177,28 @@ static int needs_quotes(const char *s)
 }
 
 /* logfmt value: bare when safe, else quoted with the JSON escapes (one line, always). */
-static void put_text_value(struct linebuf *l, const char *s)
+static void put_text_value(struct pge_json_buf *l, const char *s)
 {
     if (needs_quotes(s))
-        put_json_string(l, s);
+        pge_json_string(l, s);
     else
-        puts_(l, s);
+        pge_json_puts(l, s);
 }
 
 /* The message of a text line: control characters escaped so that one event stays one line. */
-static void put_text_msg(struct linebuf *l, const char *s)
+static void put_text_msg(struct pge_json_buf *l, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '\n')
-            put(l, "\\n", 2);
+            pge_json_put(l, "\\n", 2);
         else if (*p < 0x20 || *p == 0x7f)
-            put(l, "?", 1);
+            pge_json_put(l, "?", 1);
         else
-            put(l, (const char *)p, 1);
+            pge_json_put(l, (const char *)p, 1);
     }
 }
 
-static void put_timestamp(struct linebuf *l)
+static void put_timestamp(struct pge_json_buf *l)
 {
     struct timespec ts;
     struct tm tm;
@@ -296,7 +207,7 @@ static void put_timestamp(struct linebuf *l)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    puts_(l, buf);
+    pge_json_puts(l, buf);
 }
 
 static const char *field_value(const struct pge_log_field *f, char *buf, size_t size)
@@ -316,44 +227,45 @@ static const char *field_value(const struct pge_log_field *f, char *buf, size_t 
 }
 
 /* Append one formatted field to the line, whole or not at all. */
-static int append_field(struct linebuf *l, const struct pge_log_field *f)
+static int append_field(struct pge_json_buf *l, const struct pge_log_field *f)
 {
     char vbuf[VALUE_MAX];
-    struct linebuf fb;
+    char fbuf[LINE_MAX_BYTES - LINE_RESERVE];
+    struct pge_json_buf fb = PGE_JSON_BUF(fbuf, sizeof fbuf);
     const char *v = field_value(f, vbuf, sizeof vbuf);
 
-    fb.n = 0;
-    fb.full = 0;
     if (g_format == PGE_LOG_JSON) {
-        puts_(&fb, ",");
-        put_json_string(&fb, f->key);
-        puts_(&fb, ":");
+        pge_json_puts(&fb, ",");
+        pge_json_string(&fb, f->key);
+        pge_json_puts(&fb, ":");
         if (f->type == PGE_LOG_F_INT) {
-            puts_(&fb, v);
+            pge_json_puts(&fb, v);
         } else if (f->type == PGE_LOG_F_MS) {
             char num[64];
             /* Machines get the exact number next to the human form. */
-            put_json_string(&fb, v);
+            pge_json_string(&fb, v);
             snprintf(num, sizeof num, ",\"%.40s_ms\":%lld", f->key, f->i);
-            puts_(&fb, num);
+            pge_json_puts(&fb, num);
         } else {
-            put_json_string(&fb, v);
+            pge_json_string(&fb, v);
         }
     } else {
-        puts_(&fb, " ");
-        puts_(&fb, f->key);
-        puts_(&fb, "=");
+        pge_json_puts(&fb, " ");
+        pge_json_puts(&fb, f->key);
+        pge_json_puts(&fb, "=");
         put_text_value(&fb, v);
     }
-    if (fb.full)
+    if (fb.overflow)
         return -1;
-    put(l, fb.b, fb.n);
-    return l->full ? -1 : 0;
+    pge_json_put(l, fb.p, fb.len);
+    return l->overflow ? -1 : 0;
 }
 
 void pge_log_emit(enum pge_log_level level, const char *msg, ...)
 {
-    struct linebuf l;
+    char line[LINE_MAX_BYTES];
+    /* Room is kept for the line's closing bytes, whatever the fields did. */
+    struct pge_json_buf l = PGE_JSON_BUF(line, sizeof line - LINE_RESERVE);
     char vbuf[VALUE_MAX];
     char pidbuf[32];
     va_list ap;
@@ -364,26 +276,25 @@ void pge_log_emit(enum pge_log_level level, const char *msg, ...)
         return;
     if (level > PGE_LOG_ERROR)
         level = PGE_LOG_ERROR;
-    l.n = 0;
-    l.full = 0;
     snprintf(pidbuf, sizeof pidbuf, "%ld", (long)getpid());
 
     if (g_format == PGE_LOG_JSON) {
-        puts_(&l, "{\"ts\":\"");
+        pge_json_puts(&l, "{\"ts\":\"");
         put_timestamp(&l);
-        puts_(&l, "\",\"level\":\"");
-        puts_(&l, level_names[level]);
-        puts_(&l, "\",\"pid\":");
-        puts_(&l, pidbuf);
-        puts_(&l, ",\"msg\":");
-        put_json_string(&l, scrub(msg, vbuf, sizeof vbuf));
+        pge_json_puts(&l, "\",\"level\":\"");
+        pge_json_puts(&l, level_names[level]);
+        pge_json_puts(&l, "\",\"pid\":");
+        pge_json_puts(&l, pidbuf);
+        pge_json_puts(&l, ",\"msg\":");
+        pge_json_string(&l, scrub(msg, vbuf, sizeof vbuf));
     } else {
         put_timestamp(&l);
-        puts_(&l, " ");
-        puts_(&l, level_names[level]);
-        puts_(&l, level == PGE_LOG_INFO || level == PGE_LOG_WARN ? "  pgentry[" : " pgentry[");
-        puts_(&l, pidbuf);
-        puts_(&l, "] ");
+        pge_json_puts(&l, " ");
+        pge_json_puts(&l, level_names[level]);
+        pge_json_puts(&l,
+                      level == PGE_LOG_INFO || level == PGE_LOG_WARN ? "  pgentry[" : " pgentry[");
+        pge_json_puts(&l, pidbuf);
+        pge_json_puts(&l, "] ");
         put_text_msg(&l, scrub(msg, vbuf, sizeof vbuf));
     }
 
@@ -398,15 +309,16 @@ void pge_log_emit(enum pge_log_level level, const char *msg, ...)
     va_end(ap);
 
     /* The reserve always has room for the closing bytes. */
-    l.full = 0;
+    l.overflow = 0;
+    l.cap = sizeof line;
     if (truncated)
-        puts_(&l, g_format == PGE_LOG_JSON ? ",\"truncated\":true" : " truncated=true");
+        pge_json_puts(&l, g_format == PGE_LOG_JSON ? ",\"truncated\":true" : " truncated=true");
     if (g_format == PGE_LOG_JSON)
-        puts_(&l, "}");
-    l.b[l.n++] = '\n';
+        pge_json_puts(&l, "}");
+    pge_json_put(&l, "\n", 1);
 
-    const char *p = l.b;
-    size_t left = l.n;
+    const char *p = l.p;
+    size_t left = l.len;
     while (left > 0) {
         ssize_t w = write(g_fd, p, left);
         if (w < 0 && errno == EINTR)

@@ -7,6 +7,16 @@
 
 #define MASK "***"
 
+/* What a span of the input is to the two readers of the spans. */
+#define SPAN_MASK   1 /* hidden by pge_redact() */
+#define SPAN_REPORT 2 /* reported by pge_redact_each_password() */
+#define SPAN_URL    4 /* URL text: also reported percent-decoded */
+#define SPAN_VALUE  8 /* a conninfo value: reported as libpq reads it (quotes, escapes undone) */
+
+/* Shorter passwords are replaced in a message only where libpq quotes them whole: anywhere
+ * else they would mangle innocent words (the logger draws the same line). */
+#define MESSAGE_FORM_MIN 3
+
 struct out {
     char *b;
     size_t size;
@@ -19,8 +29,7 @@ static void emit(struct out *o, const char *s, size_t len)
         o->b[o->n++] = s[i];
 }
 
-/* "scheme://": letters, digits, + - . then "://". Returns the length up to after "//". */
-static size_t scheme_len(const char *s)
+size_t pge_redact_url_scheme(const char *s)
 {
     size_t i = 0;
     if (!isalpha((unsigned char)s[0]))
@@ -29,7 +38,7 @@ static size_t scheme_len(const char *s)
         i++;
     if (strncmp(s + i, "://", 3) != 0)
         return 0;
-    return i + 3;
+    return i;
 }
 
 /* Length of a key=value conninfo value starting at s (quoted or bare). */
@@ -91,44 +100,154 @@ static int is_url_password_key(const char *k, size_t n)
     return is_password_key(key, o);
 }
 
-/* Walk a URL, reporting the span of each password: userinfo after ':' and query
- * parameters named password. in_url: 0 conninfo value, 1 URL text (percent-encoded). */
-typedef void (*span_fn)(const char *start, size_t len, int in_url, void *arg);
+/* libpq's connection keywords (up to PostgreSQL 17): after a password, only one of these
+ * starts the next setting; any other word is the password's tail, and libpq refuses it. */
+static const char *const keywords[] = {
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requiressl",
+    "requirepeer",
+    "service",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslkeylogfile",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+};
 
-#define SPAN_REPORT_ONLY 2 /* in_url value: a password to report, inside a span already masked */
+/* "keyword =" ahead: the start of the next setting. */
+static int keyword_ahead(const char *s)
+{
+    size_t i = 0;
+    while (isalnum((unsigned char)s[i]) || s[i] == '_')
+        i++;
+    size_t n = i;
+    while (isspace((unsigned char)s[i]))
+        i++;
+    if (n == 0 || s[i] != '=')
+        return 0;
+    for (size_t k = 0; k < sizeof keywords / sizeof keywords[0]; k++)
+        if (strlen(keywords[k]) == n && strncasecmp(s, keywords[k], n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Length of a URL query password value at v: to the next '&' that starts a known setting
+ * (an empty value takes the next piece too: the password itself began with '&'). */
+static size_t url_value_len(const char *v)
+{
+    size_t n = strcspn(v, "&");
+    while (v[n] == '&' && (strspn(v, "&") == n || !keyword_ahead(v + n + 1)))
+        n += 1 + strcspn(v + n + 1, "&");
+    return n;
+}
+
+typedef void (*span_fn)(const char *start, size_t len, int kind, void *arg);
+
+/* The user part of a URL is everything between "://" and the last '@': a password with an
+ * unencoded '/', '?', '#' or '@' is still inside it, whatever libpq makes of the text. The
+ * user name before the first ':' stays visible only when it is plainly a name. */
+static void url_userinfo_spans(const char *auth, span_fn fn, void *arg)
+{
+    const char *last_at = strrchr(auth, '@');
+    if (!last_at)
+        return;
+    size_t ulen = (size_t)(last_at - auth);
+    const char *colon = memchr(auth, ':', ulen);
+    size_t name_len = colon ? (size_t)(colon - auth) : ulen;
+    int plain_name = strcspn(auth, "/?#@") >= name_len;
+    if (colon)
+        fn(colon + 1, (size_t)(last_at - colon - 1),
+           (plain_name ? SPAN_MASK : 0) | SPAN_REPORT | SPAN_URL, arg);
+    if (!plain_name)
+        fn(auth, ulen, SPAN_MASK | (colon ? 0 : SPAN_REPORT | SPAN_URL), arg);
+    /* libpq's own reading, for the scrubber only (the mask above covers it): the user part
+     * ends at the first '@' unless a '/' comes first. */
+    size_t alen = strcspn(auth, "/");
+    const char *first_at = memchr(auth, '@', alen);
+    if (first_at && first_at != last_at) {
+        const char *c1 = memchr(auth, ':', (size_t)(first_at - auth));
+        if (c1)
+            fn(c1 + 1, (size_t)(first_at - c1 - 1), SPAN_REPORT | SPAN_URL, arg);
+    }
+}
 
 static void url_spans(const char *in, size_t slen, span_fn fn, void *arg)
 {
     const char *auth = in + slen;
-    /* libpq looks for the user part up to the first '/' only: '?', '#' and ':' before the
-     * '@' belong to the password. Userinfo ends at the last '@' (libpq takes the first; hiding
-     * up to the last covers both readings). */
-    size_t alen = strcspn(auth, "/");
-    const char *at = NULL;
-    for (size_t i = 0; i < alen; i++)
-        if (auth[i] == '@')
-            at = auth + i;
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        const char *first_at = memchr(auth, '@', alen);
-        if (colon)
-            fn(colon + 1, (size_t)(at - colon - 1), 1, arg);
-        /* libpq's own reading, for the scrubber only (the mask above already covers it). */
-        if (colon && colon < first_at && first_at != at)
-            fn(colon + 1, (size_t)(first_at - colon - 1), SPAN_REPORT_ONLY, arg);
+    url_userinfo_spans(auth, fn, arg);
+    /* Query parameters: libpq's query starts at a '?' that may sit inside a password, so
+     * every '?' and '&' is taken to start a key; a value runs to the next '&' (libpq knows
+     * no fragments). */
+    for (const char *k = auth; (k = strpbrk(k, "?&")) != NULL;) {
+        k++;
+        size_t klen = strcspn(k, "=&?");
+        if (k[klen] == '=' && is_url_password_key(k, klen)) {
+            const char *v = k + klen + 1;
+            size_t vlen = strcspn(v, "&"), tail = url_value_len(v);
+            fn(v, vlen, SPAN_REPORT | SPAN_URL, arg);
+            fn(v, tail, SPAN_MASK | (tail != vlen ? SPAN_REPORT | SPAN_URL : 0), arg);
+        }
     }
-    /* The query starts after libpq's user part (up to the first '@'), so it may overlap the
-     * span above; a value runs to the next '&' (no fragments). */
-    const char *first_at = at ? memchr(auth, '@', alen) : NULL;
-    const char *q = strchr(first_at ? first_at + 1 : auth, '?');
-    while (q) {
-        const char *k = q + 1;
-        size_t klen = strcspn(k, "=&");
-        const char *end = k + strcspn(k, "&");
-        if (k[klen] == '=' && is_url_password_key(k, klen))
-            fn(k + klen + 1, (size_t)(end - (k + klen + 1)), 1, arg);
-        q = *end == '&' ? end : NULL;
+}
+
+/* Where a password value that ends at p is hidden up to: words that follow it and are not a
+ * "key=" (a password with a space or a stray quote: libpq refuses the rest) belong to it. */
+static const char *password_tail_end(const char *p)
+{
+    for (;;) {
+        const char *t = p;
+        while (isspace((unsigned char)*t))
+            t++;
+        if (!*t || keyword_ahead(t))
+            return p;
+        p = t + conninfo_value_len(t);
     }
+}
+
+/* One password value at v: libpq's reading, and the mask through any tail of it. */
+static const char *password_value(const char *v, span_fn fn, void *arg)
+{
+    size_t vlen = conninfo_value_len(v);
+    const char *end = password_tail_end(v + vlen);
+    fn(v, vlen, SPAN_REPORT | SPAN_VALUE, arg);
+    if (end != v + vlen)
+        fn(v, (size_t)(end - v), SPAN_REPORT, arg);
+    fn(v, (size_t)(end - v), SPAN_MASK, arg);
+    return end;
 }
 
 static void conninfo_spans(const char *in, span_fn fn, void *arg)
@@ -151,25 +270,44 @@ static void conninfo_spans(const char *in, span_fn fn, void *arg)
         p++;
         while (isspace((unsigned char)*p))
             p++;
-        size_t vlen = conninfo_value_len(p);
         if (is_password_key(k, klen))
-            fn(p, vlen, 0, arg);
-        p += vlen;
+            p = password_value(p, fn, arg);
+        else
+            p += conninfo_value_len(p);
+    }
+    /* A value with a stray quote before it ("host='h password=x") swallows the rest in the
+     * walk above: every "password =" that starts a word is a password too. */
+    for (const char *w = in; (w = strpbrk(w, "pP")) != NULL; w++) {
+        if (w > in && !isspace((unsigned char)w[-1]) && w[-1] != '\'' && w[-1] != '"')
+            continue;
+        const char *e = w;
+        while (isalpha((unsigned char)*e))
+            e++;
+        if (!is_password_key(w, (size_t)(e - w)))
+            continue;
+        while (isspace((unsigned char)*e))
+            e++;
+        if (*e != '=')
+            continue;
+        e++;
+        while (isspace((unsigned char)*e))
+            e++;
+        password_value(e, fn, arg);
     }
 }
 
 static void for_each_span(const char *in, span_fn fn, void *arg)
 {
-    size_t slen = scheme_len(in);
+    size_t slen = pge_redact_url_scheme(in);
     if (slen)
-        url_spans(in, slen, fn, arg);
+        url_spans(in, slen + 3, fn, arg);
     else
         conninfo_spans(in, fn, arg);
 }
 
 #define MAX_SPANS 16
 
-/* The spans to mask, in any order and possibly overlapping (a URL is read both ways). */
+/* The spans to mask, in any order and possibly overlapping (a URL is read several ways). */
 struct span {
     const char *start, *end;
 };
@@ -180,10 +318,10 @@ struct redact_ctx {
     const char *overflow; /* earliest span that did not fit: masked to the end of input */
 };
 
-static void collect_span(const char *start, size_t len, int in_url, void *arg)
+static void collect_span(const char *start, size_t len, int kind, void *arg)
 {
     struct redact_ctx *c = arg;
-    if (in_url == SPAN_REPORT_ONLY)
+    if (!(kind & SPAN_MASK))
         return;
     if (c->n == MAX_SPANS) {
         if (!c->overflow || start < c->overflow)
@@ -232,40 +370,50 @@ struct each_ctx {
     void *arg;
 };
 
-static void each_span(const char *start, size_t len, int in_url, void *arg)
+/* A conninfo value as libpq reads it, in place: quotes dropped, backslash escapes undone
+ * (quoted or bare; a trailing backslash is dropped). */
+static void unquote(char *raw, size_t len)
+{
+    int quoted = raw[0] == '\'';
+    size_t o = 0;
+    for (size_t i = (size_t)quoted; i < len && !(quoted && raw[i] == '\''); i++) {
+        if (raw[i] == '\\' && ++i == len)
+            break;
+        raw[o++] = raw[i];
+    }
+    raw[o] = '\0';
+}
+
+static void percent_decode(char *raw)
+{
+    size_t o = 0;
+    for (size_t i = 0; raw[i]; i++) {
+        int h, l;
+        if (raw[i] == '%' && (h = hexval(raw[i + 1])) >= 0 && (l = hexval(raw[i + 2])) >= 0) {
+            raw[o++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            raw[o++] = raw[i];
+        }
+    }
+    raw[o] = '\0';
+}
+
+static void each_span(const char *start, size_t len, int kind, void *arg)
 {
     struct each_ctx *c = arg;
+    if (!(kind & SPAN_REPORT))
+        return;
     char *raw = malloc(len + 1);
     if (!raw)
         return;
     memcpy(raw, start, len);
     raw[len] = '\0';
-    if (!in_url) {
-        /* A conninfo value as libpq reads it: quotes dropped, backslash escapes undone
-         * (quoted or bare). */
-        int quoted = raw[0] == '\'';
-        size_t o = 0;
-        for (size_t i = quoted; i < len && !(quoted && raw[i] == '\''); i++) {
-            /* A backslash takes the next byte literally; a trailing one is dropped. */
-            if (raw[i] == '\\' && ++i == len)
-                break;
-            raw[o++] = raw[i];
-        }
-        raw[o] = '\0';
-    }
+    if (kind & SPAN_VALUE)
+        unquote(raw, len);
     c->cb(raw, c->arg);
-    if (in_url && strchr(raw, '%')) {
-        size_t o = 0;
-        for (size_t i = 0; raw[i]; i++) {
-            int h, l;
-            if (raw[i] == '%' && (h = hexval(raw[i + 1])) >= 0 && (l = hexval(raw[i + 2])) >= 0) {
-                raw[o++] = (char)(h * 16 + l);
-                i += 2;
-            } else {
-                raw[o++] = raw[i];
-            }
-        }
-        raw[o] = '\0';
+    if ((kind & SPAN_URL) && strchr(raw, '%')) {
+        percent_decode(raw);
         c->cb(raw, c->arg);
     }
     free(raw);
@@ -276,4 +424,116 @@ void pge_redact_each_password(const char *in, void (*cb)(const char *password, v
 {
     struct each_ctx c = {cb, arg};
     for_each_span(in, each_span, &c);
+}
+
+/* The password forms of a connection string, for pge_redact_message(). */
+struct forms {
+    char **v;
+    size_t n;
+    int oom;
+};
+
+static void add_form(const char *password, void *arg)
+{
+    struct forms *f = arg;
+    char *copy = password[0] ? strdup(password) : NULL;
+    char **v = copy ? realloc(f->v, (f->n + 1) * sizeof *v) : NULL;
+    if (!v) {
+        f->oom |= password[0] != '\0';
+        free(copy);
+        return;
+    }
+    f->v = v;
+    f->v[f->n++] = copy;
+}
+
+/* Length of the longest password form at p (short ones only as a whole quoted piece). */
+static size_t form_at(const struct forms *f, const char *p, int quoted_whole)
+{
+    size_t hit = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        size_t n = strlen(f->v[i]);
+        if (n > hit && strncmp(p, f->v[i], n) == 0 &&
+            (n >= MESSAGE_FORM_MIN || (quoted_whole && p[n] == '"')))
+            hit = n;
+    }
+    return hit;
+}
+
+/* Length of the longest start of s that is a piece of conn, raw or percent-decoded. */
+static size_t piece_len(const char *s, const char *conn, const char *decoded)
+{
+    size_t n = 0, clen = strlen(conn), dlen = strlen(decoded);
+    while (s[n] && (memmem(conn, clen, s, n + 1) || memmem(decoded, dlen, s, n + 1)))
+        n++;
+    return n;
+}
+
+char *pge_redact_message(const char *msg, const char *conn, char *out, size_t size)
+{
+    struct out o = {out, size, 0};
+    struct forms f = {NULL, 0, 0};
+    size_t clen = strlen(conn);
+    char *shown = malloc(4 * clen + 4), *decoded = strdup(conn);
+    if (size == 0)
+        goto done;
+    if (!shown || !decoded)
+        goto hide_all;
+    percent_decode(decoded);
+    pge_redact(conn, shown, 4 * clen + 4);
+    pge_redact_each_password(conn, add_form, &f);
+    if (f.oom)
+        goto hide_all;
+    const char *close = NULL; /* the closing quote of a piece being shown */
+    for (const char *p = msg; *p && o.n + 1 < o.size;) {
+        size_t hit;
+        if (close && close < p)
+            close = NULL; /* a mask took it */
+        if (clen && strncmp(p, conn, clen) == 0) {
+            emit(&o, shown, strlen(shown));
+            if (p > msg && p[-1] == '"' && p[clen] == '"')
+                close = p + clen;
+            p += clen;
+        } else if ((hit = form_at(&f, p, p > msg && p[-1] == '"')) > 0) {
+            emit(&o, MASK, strlen(MASK));
+            p += hit;
+        } else if (p == close) {
+            emit(&o, p, 1);
+            p++;
+            close = NULL;
+        } else if (*p == '"' && !(clen && strncmp(p + 1, conn, clen) == 0)) {
+            /* A quoted piece of the input shows nothing the redacted input does not. The
+             * piece is the longest text that is one (a password may hold a '"'); libpq's own
+             * words ("=", "]") are none. */
+            size_t qlen = piece_len(p + 1, conn, decoded);
+            char *piece = strndup(p + 1, qlen);
+            int keep = piece && strstr(shown, piece);
+            free(piece);
+            if (keep) {
+                emit(&o, p, 1);
+                close = p[1 + qlen] == '"' ? p + 1 + qlen : NULL;
+                p++;
+            } else {
+                emit(&o, "\"" MASK, strlen(MASK) + 1);
+                p += 1 + qlen;
+                close = *p == '"' ? p : NULL;
+            }
+        } else {
+            emit(&o, p, 1);
+            p++;
+        }
+    }
+    goto done;
+hide_all:
+    /* Without memory to tell the pieces apart, show none of the message. */
+    emit(&o, MASK, strlen(MASK));
+done:
+    if (size > 0)
+        out[o.n] = '\0';
+    for (size_t i = 0; i < f.n; i++)
+        free(f.v[i]);
+    free(f.v);
+    free(shown);
+    free(decoded);
+    return out;
 }

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pgentry/common/errbuf.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/redact.h"
+#include "pgentry/net/httpprobe.h"
 
 #define URL_MAX 2048
 
@@ -32,14 +34,6 @@ int pge_healthcheck_default_url(const char *health_addr, char *url, size_t size)
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* The body is not needed, only the status: take it and drop it. */
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    (void)ptr;
-    (void)arg;
-    return size * nmemb;
-}
-
 int pge_healthcheck_run(const char *url_or_null, const char *health_addr, char *line,
                         size_t linesize)
 {
@@ -51,42 +45,37 @@ int pge_healthcheck_run(const char *url_or_null, const char *health_addr, char *
 
     if (url_or_null) {
         if (snprintf(url, sizeof url, "%s", url_or_null) >= (int)sizeof url) {
-            snprintf(line, linesize, "unhealthy: URL longer than %d bytes", URL_MAX - 1);
+            pge_errbuf_set(line, linesize, "unhealthy: URL longer than %d bytes", URL_MAX - 1);
             goto out;
         }
     } else if (pge_healthcheck_default_url(health_addr, url, sizeof url) < 0) {
-        snprintf(line, linesize,
-                 "unhealthy: no URL to probe (health address %s); give one: pgentry healthcheck "
-                 "URL",
-                 health_addr ? health_addr : "off");
+        pge_errbuf_set(
+            line, linesize,
+            "unhealthy: no URL to probe (health address %s); give one: pgentry healthcheck URL",
+            health_addr ? health_addr : "off");
         goto out;
     }
     pge_redact(url, shown, sizeof shown);
     curl = curl_easy_init();
     if (!curl) {
-        snprintf(line, linesize, "unhealthy: cannot initialise libcurl (%s)", shown);
+        pge_errbuf_set(line, linesize, "unhealthy: cannot initialise libcurl (%s)", shown);
         goto out;
     }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)PGE_HEALTHCHECK_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)PGE_HEALTHCHECK_TIMEOUT_MS);
-    /* A container's HTTP_PROXY must not turn a local probe into a remote one. */
-    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "pgentry-healthcheck/" PGENTRY_VERSION);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    if (pge_httpprobe_setup_easy(curl, url, PGE_HEALTHCHECK_CONNECT_TIMEOUT_MS,
+                                 PGE_HEALTHCHECK_TIMEOUT_MS, "pgentry-healthcheck/" PGENTRY_VERSION,
+                                 errbuf) < 0) {
+        pge_errbuf_set(line, linesize, "unhealthy: cannot set up libcurl (%s)", shown);
+        goto out;
+    }
     rc = curl_easy_perform(curl);
     if (rc != CURLE_OK) {
-        snprintf(line, linesize, "unhealthy: %s (%s)", errbuf[0] ? errbuf : curl_easy_strerror(rc),
-                 shown);
+        pge_errbuf_set(line, linesize, "unhealthy: %s (%s)",
+                       errbuf[0] ? errbuf : curl_easy_strerror(rc), shown);
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     healthy = status >= 200 && status <= 299;
-    snprintf(line, linesize, "%s: %ld %s", healthy ? "healthy" : "unhealthy", status, shown);
+    pge_errbuf_set(line, linesize, "%s: %ld %s", healthy ? "healthy" : "unhealthy", status, shown);
 out:
     curl_easy_cleanup(curl);
     return healthy ? 0 : 1;

@@ -16,11 +16,43 @@ struct pge_httpprobe {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* The body is not needed, only the status: take it and drop it. */
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     (void)ptr;
     (void)userdata;
     return size * nmemb;
+}
+
+int pge_httpprobe_setup_easy(CURL *easy, const char *url, int64_t connect_timeout_ms,
+                             int64_t timeout_ms, const char *user_agent, char *errbuf)
+{
+    CURLcode rc = CURLE_OK;
+    /* Each step runs only while the ones before it succeeded. */
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(easy, opt, val);                                                 \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    /* A container's HTTP_PROXY must not turn a local probe into a remote one. */
+    SET(CURLOPT_NOPROXY, "*");
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    /* A fresh connection per probe: a reused one could hide that the server went away. */
+    SET(CURLOPT_FORBID_REUSE, 1L);
+    SET(CURLOPT_USERAGENT, user_agent);
+    SET(CURLOPT_WRITEFUNCTION, discard);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
 }
 
 static void on_done(void *arg, CURL *easy, CURLcode rc, long status)
@@ -76,21 +108,9 @@ struct pge_httpprobe *pge_httpprobe_start(struct pge_curlloop *c, const char *ur
     p->easy = curl_easy_init();
     if (!p->easy)
         goto fail;
-    curl_easy_setopt(p->easy, CURLOPT_URL, url);
-    curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(p->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->errbuf);
-    curl_easy_setopt(p->easy, CURLOPT_USERAGENT, "pgentry/" PGENTRY_VERSION);
-    curl_easy_setopt(p->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    /* A fresh connection per probe: a reused one could hide that the server went away. */
-    curl_easy_setopt(p->easy, CURLOPT_FORBID_REUSE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+    if (pge_httpprobe_setup_easy(p->easy, url, timeout_ms, timeout_ms, "pgentry/" PGENTRY_VERSION,
+                                 p->errbuf) < 0)
+        goto fail;
     if (pge_curlloop_add(c, p->easy, on_done, p) < 0)
         goto fail;
     return p;

@@ -29,7 +29,8 @@ static void reset_dispositions(void)
         (void)sigaction(sig, &sa, NULL);
 }
 
-/* The mask pgentry was started with, as a shell would hand it on (CONTRACT.md); NULL: empty. */
+/* The mask pgentry was started with, as a shell would hand it on (docs/supervision.md); NULL:
+ * empty. */
 static void restore_mask(const sigset_t *mask)
 {
     sigset_t none;

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "pgentry/common/backoff.h"
-#include "pgentry/common/errbuf.h"
 #include "pgentry/net/httpprobe.h"
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
@@ -158,8 +157,9 @@ static void record(struct pge_wait *w, struct dep *d, enum pge_attempt_outcome o
         return;
     w->state->db.attempts = d->attempts;
     w->state->db.attempts_by_outcome[o]++;
+    /* /status shows it: through the same scrubber as the log lines. */
     if (message)
-        pge_errbuf_set(w->state->db.last_error, sizeof w->state->db.last_error, "%s", message);
+        pge_log_scrub(message, w->state->db.last_error, sizeof w->state->db.last_error);
 }
 
 static void ready(struct dep *d)

@@ -39,17 +39,30 @@ static const struct redact_case cases[] = {
     {"postgres://db:5432/app", "postgres://db:5432/app", {NULL}},
     {"postgres://app:pw@h1:5432,h2:5433/app", "postgres://app:***@h1:5432,h2:5433/app", {"pw"}},
     {"postgres://app:pw@[::1]:5432/app", "postgres://app:***@[::1]:5432/app", {"pw"}},
-    {"postgres://db/app?application_name=a@b", "postgres://db/app?application_name=a@b", {NULL}},
+    /* Everything up to the last '@' is the user part, wherever it is. */
+    {"postgres://db/app?application_name=a@b", "postgres://***@b", {NULL}},
     /* libpq ends the user part at the first '/' only: '?', '#' and ':' belong to the password;
-     * with two '@' everything up to the last is hidden (libpq takes the first). */
+     * with two '@' everything up to the last is hidden (libpq takes the first), and so is an
+     * unencoded '/' before the last '@' (libpq would read a host, a port and a database). */
     {"postgres://app:qm?rk@db/app", "postgres://app:***@db/app", {"qm?rk"}},
     {"postgres://app:ha#sh@db/app", "postgres://app:***@db/app", {"ha#sh"}},
     {"postgres://app:co:lon@db/app", "postgres://app:***@db/app", {"co:lon"}},
     {"postgres://app:ats@at@db/app", "postgres://app:***@db/app", {"ats@at"}},
-    {"postgres://h?application_name=x:y@z", "postgres://h?application_name=x:***@z", {"y"}},
+    {"postgres://app:ab/SECRET@host/db", "postgres://app:***@host/db", {"ab/SECRET"}},
+    {"postgres://app:5432/SECRET@host/db", "postgres://app:***@host/db", {"5432/SECRET"}},
+    {"postgres://app:a/b?c#d@e@host:5432/db", "postgres://app:***@host:5432/db", {"a/b?c#d@e"}},
+    {"postgres://ab/SECRET@host/db", "postgres://***@host/db", {"ab/SECRET"}},
+    {"postgresql+asyncpg://app:drvPw1@db/app", "postgresql+asyncpg://app:***@db/app", {"drvPw1"}},
+    {"mysql://app:my5qlPw@db/app", "mysql://app:***@db/app", {"my5qlPw"}},
+    /* A user part that is not plainly a name is hidden whole. */
+    {"postgres://h?application_name=x:y@z", "postgres://***@z", {"y"}},
     /* Both readings at once: the query (libpq's) overlaps the user part up to the last '@'. */
-    {"postgres://a@b?password=x:y@h", "postgres://a@b?password=***", {"x:y@h"}},
-    {"postgres://a@b:@c?password=x&sslmode=s:@d", "postgres://a@b:***@d", {"x"}},
+    {"postgres://a@b?password=x:y@h", "postgres://***", {"x:y@h"}},
+    {"postgres://a@b:@c?password=x&sslmode=s:@d", "postgres://***@d", {"x"}},
+    /* A '?' inside the password does not hide a later query's password. */
+    {"postgres://app:qm?rk@db/app?password=later1",
+     "postgres://app:***@db/app?password=***",
+     {"qm?rk", "later1"}},
     /* A query value runs to the next '&' (libpq knows no fragments); keys are decoded. */
     {"postgres://db/app?password=ha#sh&sslmode=disable",
      "postgres://db/app?password=***&sslmode=disable",
@@ -66,6 +79,13 @@ static const struct redact_case cases[] = {
     {"host=db password= user=x", "host=db password= ***", {"user=x"}},
     {"host=db password=trail\\", "host=db password=***", {"trail"}},
     {"host=db PASSWORD=upperPw", "host=db PASSWORD=***", {"upperPw"}},
+    /* Words after a password that are not a "key=" are its tail (libpq refuses them). */
+    {"host=db password=ab cdef dbname=x", "host=db password=*** dbname=x", {"ab cdef"}},
+    {"host=db password='ab'cd' ef' dbname=x", "host=db password=*** dbname=x", {"ab"}},
+    {"password=sp ace", "password=***", {"sp ace"}},
+    /* A stray quote before it does not hide a password from the redactor. */
+    {"host='db password=hidden1", "host='db password=***", {"hidden1"}},
+    {"host=\"db password=hidden2 user=x", "host=\"db password=*** user=x", {"hidden2"}},
     {"host=db user=app", "host=db user=app", {NULL}},
     {"", "", {NULL}},
     /* malformed */
@@ -223,4 +243,63 @@ Test(redact, many_passwords_all_hidden, .timeout = 10)
     cr_assert_null(strstr(out, "Pw"), "%s", out);
     cr_assert_eq(strncmp(out, "postgres://db/app?sslmode=disable&password=***&password=***", 59), 0,
                  "%s", out);
+}
+
+struct message_case {
+    const char *conn;
+    const char *msg;
+    const char *out;
+};
+
+static const struct message_case messages[] = {
+    /* libpq quotes the whole URI: shown redacted, quotes and all. */
+    {"postgres://app:pw\"9x@[::1/db",
+     "end of string reached when looking for matching \"]\" in IPv6 host address in URI: "
+     "\"postgres://app:pw\"9x@[::1/db\"",
+     "end of string reached when looking for matching \"]\" in IPv6 host address in URI: "
+     "\"postgres://app:***@[::1/db\""},
+    /* ... or the raw password. */
+    {"postgres://app:Se%zzcret@h/db", "invalid percent-encoded token: \"Se%zzcret\"",
+     "invalid percent-encoded token: \"***\""},
+    {"postgres://app:a%zz@h/db", "invalid percent-encoded token: \"a%zz\"",
+     "invalid percent-encoded token: \"***\""},
+    /* ... or a piece of a password that libpq split: hidden since the redacted URL hides it. */
+    {"postgres://app:1/b?c@h/db",
+     "missing key/value separator \"=\" in URI query parameter: \"c@h/db\"",
+     "missing key/value separator \"=\" in URI query parameter: \"***\""},
+    {"host=h password=ab cdef", "missing \"=\" after \"cdef\" in connection info string",
+     "missing \"=\" after \"***\" in connection info string"},
+    /* What the redacted text shows, and libpq's own words, stay. */
+    {"host=h colour=red password=x", "invalid connection option \"colour\"",
+     "invalid connection option \"colour\""},
+    {"postgres://h/db?bogus=1", "invalid URI query parameter: \"bogus\"",
+     "invalid URI query parameter: \"bogus\""},
+    /* A password anywhere in the message, raw or decoded; a short one only quoted whole. */
+    {"postgres://u:p%41ssword1@h/db", "auth for pAssword1 and p%41ssword1 failed",
+     "auth for *** and *** failed"},
+    {"postgres://u:ab@h/db", "tab \"ab\" about", "tab \"***\" about"},
+    {"host=h", "nothing \"to\" hide", "nothing \"to\" hide"},
+    {"", "no \"conn\" at all", "no \"conn\" at all"},
+};
+
+Test(redact, message_shows_no_more_than_the_redacted_input, .timeout = 10)
+{
+    for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++) {
+        char out[512];
+        cr_assert_eq(pge_redact_message(messages[i].msg, messages[i].conn, out, sizeof out), out);
+        cr_assert_str_eq(out, messages[i].out, "conn %s", messages[i].conn);
+        /* Truncated: a NUL-terminated prefix. */
+        for (size_t size = 1; size < strlen(messages[i].out) + 2; size++) {
+            char part[512];
+            memset(part, 'Z', sizeof part);
+            pge_redact_message(messages[i].msg, messages[i].conn, part, size);
+            cr_assert_lt(strlen(part), size);
+            cr_assert_eq(strncmp(part, messages[i].out, strlen(part)), 0, "size %zu: %s", size,
+                         part);
+            cr_assert_eq(part[size], 'Z', "wrote past size %zu", size);
+        }
+    }
+    char untouched = 'Z';
+    pge_redact_message("x", "password=x", &untouched, 0);
+    cr_assert_eq(untouched, 'Z');
 }

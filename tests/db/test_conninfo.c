@@ -1,12 +1,14 @@
 /* Unit tests for the database settings: URL, conninfo and PG* variables to hosts and options. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "logcap.h"
 #include "pgentry/db/conninfo.h"
 #include "pgentry/common/log.h"
+#include "pgt.h"
 
 #define ENV(...) ((char *[]){__VA_ARGS__, NULL})
 
@@ -132,6 +134,12 @@ Test(conninfo, hosts_ports_sockets_and_options, .timeout = 10)
          NULL,
          "dbname=app"},
     };
+    /* libpq reads the service file from the process environment: "prod" is defined. */
+    char dir[256], file[300];
+    pgt_tempdir(dir, sizeof dir);
+    snprintf(file, sizeof file, "%s/pg_service.conf", dir);
+    pgt_write_file(file, "[prod]\nhost=/nonexistent\n");
+    setenv("PGSERVICEFILE", file, 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct db_case *c = &cases[i];
         struct pge_conninfo p;
@@ -302,4 +310,178 @@ Test(conninfo, free_is_null_safe_and_idempotent, .timeout = 10)
     pge_conninfo_free(&p);
     pge_conninfo_free(NULL);
     cr_assert_null(p.display);
+}
+
+Test(conninfo, sqlalchemy_driver_part_is_dropped, .timeout = 10)
+{
+    /* The URL the application already has: libpq sees postgresql://, logs show it as given. */
+    static const char *const urls[] = {
+        "postgresql+psycopg2://app:Pw0rdX@db:6000/app?sslmode=disable",
+        "postgresql+asyncpg://app:Pw0rdX@db:6000/app?sslmode=disable",
+        "postgresql+psycopg://app:Pw0rdX@db:6000/app?sslmode=disable",
+        "postgres+pg8000://app:Pw0rdX@db:6000/app?sslmode=disable",
+        "postgresql+psycopg2cffi://app:Pw0rdX@db:6000/app?sslmode=disable",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct pge_conninfo p;
+        char err[512] = "", want[256];
+        cr_assert_eq(pge_conninfo_parse(&p, urls[i], ENV(NULL), err, sizeof err), 0, "%s: %s",
+                     urls[i], err);
+        cr_assert_eq(p.nhosts, 1);
+        cr_assert_str_eq(p.hosts[0].host, "db");
+        cr_assert_str_eq(p.hosts[0].port, "6000");
+        assert_option(&p, "dbname=app");
+        assert_option(&p, "user=app");
+        assert_option(&p, "password=Pw0rdX");
+        assert_option(&p, "sslmode=disable");
+        snprintf(want, sizeof want, "%.*s://app:***@db:6000/app?sslmode=disable",
+                 (int)strcspn(urls[i], ":"), urls[i]);
+        cr_assert_str_eq(p.display, want);
+        pge_conninfo_free(&p);
+    }
+}
+
+Test(conninfo, unknown_schemes_are_refused_naming_the_fix, .timeout = 10)
+{
+    static const char *const urls[] = {
+        "mysql://app:Pw0rdX@db/app",  "postgresql+://app:Pw0rdX@db/app",
+        "PostgreSQL://app:Pw0rdX@db", "postgresql+asyncpg+x://app:Pw0rdX@db",
+        "pg://app:Pw0rdX@db/app",     "postgresql+my-driver://app:Pw0rdX@db/app",
+        "http://app:Pw0rdX@db/app",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct pge_conninfo p;
+        char err[512] = "";
+        cr_assert_eq(pge_conninfo_parse(&p, urls[i], ENV(NULL), err, sizeof err), -1, "%s",
+                     urls[i]);
+        cr_assert(strstr(err, "unsupported database URL scheme"), "%s", err);
+        cr_assert(strstr(err, "use postgresql://user:password@host:5432/dbname"), "%s", err);
+        cr_assert(strstr(err, "postgresql+DRIVER://"), "%s", err);
+        cr_assert_null(strstr(err, "Pw0rdX"), "%s", err);
+        cr_assert_null(strchr(err, '\n'), "%s", err);
+        pge_conninfo_free(&p);
+    }
+}
+
+Test(conninfo, a_slash_in_the_password_is_refused_without_showing_any_of_it, .timeout = 10)
+{
+    /* Issue 10: libpq reads "app:ab" as host and port and "SECRET@host/db" as the database
+     * name; before, the whole URL was printed. */
+    static const char *const urls[] = {
+        "postgres://app:ab/SECRET@host/db",
+        "postgres://app:5432/SECRET@host/db",
+        "postgresql+asyncpg://app:5432/SECRET@host/db?sslmode=disable",
+        "postgres://app:a@b/SECRET@host/db",
+        "postgres://app:a/b/SECRET@host:5432/db",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        struct pge_conninfo p;
+        char err[512] = "";
+        cr_assert_eq(pge_conninfo_parse(&p, urls[i], ENV(NULL), err, sizeof err), -1, "%s",
+                     urls[i]);
+        cr_assert(strstr(err, "percent-encode / in the password as %2F"), "%s", err);
+        cr_assert(strstr(err, "app:***@host"), "user and host are worth showing: %s", err);
+        cr_assert_null(strstr(err, "SECRET"), "%s", err);
+        cr_assert_null(strstr(err, "/SE"), "%s", err);
+        pge_conninfo_free(&p);
+    }
+    /* A port that is really the start of a password is not quoted. */
+    struct pge_conninfo p;
+    char err[512] = "";
+    cr_assert_eq(
+        pge_conninfo_parse(&p, "postgres://app:12ab/x?sslmode=c@h/db", ENV(NULL), err, sizeof err),
+        -1);
+    cr_assert(strstr(err, "is not a number"), "%s", err);
+    cr_assert_null(strstr(err, "12ab"), "%s", err);
+    pge_conninfo_free(&p);
+}
+
+/* A service file in a new temp dir, named by PGSERVICEFILE (libpq reads the environment). */
+static void service_file(const char *content, char *file, size_t size)
+{
+    char dir[256];
+    pgt_tempdir(dir, sizeof dir);
+    snprintf(file, size, "%s/pg_service.conf", dir);
+    pgt_write_file(file, content);
+    setenv("PGSERVICEFILE", file, 1);
+    setenv("PGSYSCONFDIR", dir, 1);
+}
+
+Test(conninfo, unknown_service_is_refused_naming_the_files, .timeout = 10)
+{
+    char file[300], e_file[320], e_sys[320];
+    service_file("[other]\nhost=/nonexistent\n", file, sizeof file);
+    snprintf(e_file, sizeof e_file, "PGSERVICEFILE=%s", file);
+    snprintf(e_sys, sizeof e_sys, "PGSYSCONFDIR=%s", getenv("PGSYSCONFDIR"));
+    struct {
+        const char *url;
+        char **env;
+        const char *from;
+    } cases[] = {
+        {NULL, ENV("PGSERVICE=nosuch", e_file, e_sys), "(from PGSERVICE)"},
+        {"service=nosuch dbname=app", ENV(e_file, e_sys), "(from the database URL)"},
+        {"postgres:///app?service=nosuch", ENV(e_file, e_sys), "(from the database URL)"},
+        {"postgres://app:Pw0rdX@db/app", ENV("PGSERVICE=nosuch", e_file, e_sys),
+         "(from PGSERVICE)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pge_conninfo p;
+        char err[1024] = "", files[700];
+        cr_assert_eq(pge_conninfo_parse(&p, cases[i].url, cases[i].env, err, sizeof err), -1, "%s",
+                     cases[i].url);
+        cr_assert(strstr(err, "database service \"nosuch\""), "%s", err);
+        cr_assert(strstr(err, cases[i].from), "%s", err);
+        snprintf(files, sizeof files, "%s (PGSERVICEFILE) or %s/pg_service.conf (PGSYSCONFDIR)",
+                 file, getenv("PGSYSCONFDIR"));
+        cr_assert(strstr(err, files), "files not named: %s", err);
+        cr_assert(strstr(err, "set PGSERVICEFILE"), "%s", err);
+        cr_assert_null(strchr(err, '\n'), "%s", err);
+        cr_assert_null(strstr(err, "Pw0rdX"), "%s", err);
+        pge_conninfo_free(&p);
+    }
+    /* Without PGSERVICEFILE, the message names the default places. */
+    unsetenv("PGSERVICEFILE");
+    unsetenv("PGSYSCONFDIR");
+    struct pge_conninfo p;
+    char err[1024] = "";
+    cr_assert_eq(pge_conninfo_parse(&p, NULL, ENV("PGSERVICE=nosuch"), err, sizeof err), -1);
+    cr_assert(strstr(err, "~/.pg_service.conf"), "%s", err);
+    cr_assert(strstr(err, "PGSYSCONFDIR"), "%s", err);
+    pge_conninfo_free(&p);
+}
+
+Test(conninfo, defined_service_is_accepted_and_its_password_is_a_secret, .timeout = 10)
+{
+    char file[300];
+    service_file("# comment\n[other]\nhost=x\n[pgt]\nhost=/nonexistent\nport=5999\n"
+                 "password=Svc-Pw-77\n",
+                 file, sizeof file);
+    struct pge_conninfo p;
+    char err[512] = "";
+    cr_assert_eq(pge_conninfo_parse(&p, NULL, ENV("PGSERVICE=pgt"), err, sizeof err), 0, "%s", err);
+    cr_assert(p.uses_service);
+    pge_conninfo_free(&p);
+    cr_assert_eq(pge_conninfo_parse(&p, "service=pgt sslmode=require", ENV(NULL), err, sizeof err),
+                 0, "%s", err);
+    assert_option(&p, "sslmode=require");
+    pgt_logcap_start(PGE_LOG_DEBUG, PGE_LOG_TEXT);
+    pge_error("server said", PGE_STR("error", "bad password Svc-Pw-77"));
+    char *line = pgt_logcap_take();
+    pgt_logcap_stop();
+    cr_assert_null(strstr(line, "Svc-Pw-77"), "%s", line);
+    free(line);
+    pge_conninfo_free(&p);
+}
+
+Test(conninfo, broken_service_file_is_refused_naming_it, .timeout = 10)
+{
+    char file[300];
+    service_file("[pgt]\nthis line has no equals sign\n", file, sizeof file);
+    struct pge_conninfo p;
+    char err[1024] = "";
+    cr_assert_eq(pge_conninfo_parse(&p, NULL, ENV("PGSERVICE=pgt"), err, sizeof err), -1);
+    cr_assert(strstr(err, "database service \"pgt\""), "%s", err);
+    cr_assert(strstr(err, file), "%s", err);
+    cr_assert_null(strchr(err, '\n'), "%s", err);
+    pge_conninfo_free(&p);
 }

@@ -119,3 +119,35 @@ Test(healthcheck, one_without_anything_to_probe, .timeout = 5)
     cr_assert_eq(probe("ftp://127.0.0.1:21/", NULL, &ms), 1, "%s", line);
     cr_assert_eq(probe("not a url", NULL, &ms), 1, "%s", line);
 }
+
+/* `pgentry healthcheck` must reach the endpoint itself whatever proxy the container's
+ * environment names: a dead one (the probe would fail) or a live one answering 503. */
+Test(healthcheck, ignores_the_environment_proxy, .timeout = 30)
+{
+    struct pgt_server s;
+    struct pgt_proc p;
+    char url[128], dead[128], live[128];
+    int live_port = pgt_free_port();
+    pid_t live_proxy = pgt_http_server(live_port, 503);
+    pgt_server_start(&s, NULL, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/livez", s.port);
+    snprintf(dead, sizeof dead, "http://127.0.0.1:%d", pgt_free_port());
+    snprintf(live, sizeof live, "http://127.0.0.1:%d", live_port);
+    const char *const proxies[] = {dead, live};
+    for (size_t i = 0; i < 2; i++) {
+        char env[6][160];
+        static const char *const vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                           "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+        for (size_t k = 0; k < 6; k++)
+            snprintf(env[k], sizeof env[k], "%s=%s", vars[k], proxies[i]);
+        const char *const envp[] = {env[0], env[1], env[2], env[3], env[4], env[5], NULL};
+        const char *const argv[] = {"pgentry", "healthcheck", url, NULL};
+        int rc = pgt_run(&p, argv, envp, 10000);
+        cr_assert_eq(rc, 0, "through proxy %s: exit %d, out: %s err: %s", proxies[i], rc, p.out,
+                     p.err);
+        cr_assert_not_null(strstr(p.out, "healthy: 200"), "out: %s err: %s", p.out, p.err);
+        pgt_proc_free(&p);
+    }
+    pgt_server_stop(&s);
+    pgt_kill(live_proxy);
+}

@@ -231,7 +231,9 @@ Test(wait, server_that_never_starts_times_out_at_the_deadline, .timeout = 30)
     const char *argv[] = {"pgentry", "wait", "--wait-timeout", "3s", NULL};
     int rc = pgt_run(&p, argv, (const char *const *)env, 10000);
     cr_assert_eq(rc, 69, "exit %d, stderr:\n%s", rc, p.err);
-    cr_assert(p.elapsed_ms >= 2700 && p.elapsed_ms <= 3300, "exited after %lld ms, not 3 s ±10%%",
+    /* Never early; late only by scheduling (a closed port answers at once): a loaded 2-core
+     * machine or an ASan build adds a few hundred ms of process start and exit. */
+    cr_assert(p.elapsed_ms >= 2700 && p.elapsed_ms <= 4000, "exited after %lld ms, not 3 s",
               (long long)p.elapsed_ms);
     cr_assert(strstr(p.err, "gave up waiting"), "%s", p.err);
     /* State changes are logged, not every identical retry. */

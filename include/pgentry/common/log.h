@@ -54,6 +54,11 @@ int pge_log_enabled(enum pge_log_level level);
  * full. */
 int pge_log_add_secret(const char *secret);
 
+/* Copy text into out (size > 0; NUL-terminated, truncated to fit) with every registered
+ * secret replaced by "***", exactly as a log line would show it: for text that leaves
+ * pgentry another way (the health endpoint's last_error). Returns out. */
+char *pge_log_scrub(const char *text, char *out, size_t size);
+
 /* Send lines to fd instead of stderr (tests). */
 void pge_log_set_fd(int fd);
 

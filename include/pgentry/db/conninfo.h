@@ -24,10 +24,14 @@ struct pge_conninfo {
     char *display;    /* redacted, for logs: "postgres://app:***@db:5432/app" */
 };
 
-/* Parse url (a postgres:// URI or key=value conninfo; NULL or "" means "libpq's PG*
+/* Parse url (a postgres:// or postgresql:// URI, also in SQLAlchemy's postgresql+DRIVER://
+ * form whose +DRIVER part is dropped, or a key=value conninfo; NULL or "" means "libpq's PG*
  * variables only") together with envp's PGHOST/PGPORT/PGHOSTADDR/PGSERVICE. Registers any
- * password with the logger's secret scrubber before anything can print it. Returns 0, or -1
- * with a one-line message in err (malformed URL: the caller exits 78). Always free out. */
+ * password with the logger's secret scrubber before anything can print it. A named service
+ * (service= or PGSERVICE) must be defined in the service files libpq reads: they are read
+ * here, synchronously, so call this before the event loop runs. Returns 0, or -1 with a
+ * one-line message in err that shows no password (malformed URL, unknown scheme, unknown
+ * service: the caller exits 78). Always free out. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
 

@@ -34,7 +34,7 @@ char *pge_histsql_quote_table(const char *table, size_t *schema_len);
 /* Append s as a string literal ('it''s'), standard_conforming_strings on. */
 void pge_histsql_literal(struct pge_histsql_buf *b, const char *s);
 
-/* CREATE TABLE IF NOT EXISTS for the history table of CONTRACT.md. */
+/* CREATE TABLE IF NOT EXISTS for the history table (docs/migrations.md). */
 void pge_histsql_create_table(struct pge_histsql_buf *b, const char *qtable);
 
 /* The history row of a migration. duration_ms < 0: computed by the server from the

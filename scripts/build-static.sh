@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Build dist/pgentry: one fully static x86-64 binary (musl; no shared library, no NSS, no
+# dlopen) that runs in an empty root filesystem.
+#
+# OpenSSL, libpq (postgresql-15), libcurl and libev are built with musl-gcc from Debian's
+# source packages, fetched through a private apt configuration (the machine's own apt sources
+# and state are only read, never changed). Each library is cached by its Debian version under
+# ${PGENTRY_STATIC_CACHE:-/var/cache/pgentry-static}/<pkg>-<version>/, so a second run only
+# rebuilds pgentry itself.
+#
+# Usage: scripts/build-static.sh
+# Environment:
+#   PGENTRY_STATIC_CACHE    library cache (default /var/cache/pgentry-static)
+#   PGENTRY_STATIC_REFRESH  1: refresh the private source index even if it is less than a day old
+#   JOBS                    parallel make jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+die() {
+    echo "build-static: $*" >&2
+    exit 1
+}
+say() { echo "== $*" >&2; }
+
+[ "$(uname -m)" = x86_64 ] || die "only x86-64 is supported (this is $(uname -m))"
+scripts/install-deps.sh static
+
+cache=${PGENTRY_STATIC_CACHE:-/var/cache/pgentry-static}
+jobs=${JOBS:-$(nproc)}
+mkdir -p "$cache" || die "cannot create the cache directory $cache (set PGENTRY_STATIC_CACHE)"
+cache=$(cd "$cache" && pwd)
+# One build at a time per cache: a second run (another clone, a container build sharing the
+# cache) waits here instead of deleting a source tree the first one is building in.
+exec 9>"$cache/.lock"
+if ! flock -n 9; then
+    echo "build-static: waiting for another build using $cache" >&2
+    flock 9
+fi
+
+# musl-gcc has no kernel headers on its path; Debian's sit after musl's own headers.
+export CC=musl-gcc
+musl_cflags="-O2 -idirafter /usr/include -idirafter /usr/include/x86_64-linux-gnu"
+
+# --- private apt configuration: the machine's deb entries, as deb-src ------------------------
+apt_dir=$cache/apt
+apt_opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$apt_dir/sources.list.d"
+    -o Dir::State::Lists="$apt_dir/lists" -o Dir::Cache="$apt_dir/cache"
+    -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Get::Only-Source=true)
+
+apt_setup() {
+    local f out
+    mkdir -p "$apt_dir/sources.list.d.new" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    rm -f "$apt_dir/sources.list.d.new"/*
+    # deb822 files: every "Types:" stanza that has deb gets deb-src instead.
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        out="$apt_dir/sources.list.d.new/$(basename "$f")"
+        sed -E 's/^(Types:.*[[:space:]])deb([[:space:]]|$)/\1deb-src\2/; s/^Types:[[:space:]]*deb([[:space:]]|$)/Types: deb-src\1/' \
+            "$f" >"$out"
+    done
+    # One-line files: deb lines become deb-src lines, everything else is dropped.
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        out="$apt_dir/sources.list.d.new/$(basename "$f")"
+        sed -n -E 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f" >"$out"
+        [ -s "$out" ] || rm -f "$out"
+    done
+    [ -n "$(ls -A "$apt_dir/sources.list.d.new")" ] || die "no deb entries in /etc/apt/sources.list{,.d}"
+    rm -rf "$apt_dir/sources.list.d"
+    mv "$apt_dir/sources.list.d.new" "$apt_dir/sources.list.d"
+}
+
+apt_refresh() {
+    local stamp=$apt_dir/lists/.updated
+    if [ "${PGENTRY_STATIC_REFRESH:-0}" != 1 ] && [ -f "$stamp" ] &&
+        [ -n "$(find "$stamp" -mmin -1440 2>/dev/null)" ]; then
+        return 0
+    fi
+    apt_setup
+    say "refreshing the private source index ($apt_dir)"
+    apt-get "${apt_opts[@]}" -qq update >/dev/null || die "apt-get update of the private source index failed"
+    rm -f "$apt_dir/unavailable"
+    touch "$stamp"
+}
+
+# Every version the index knows of a source package, newest first.
+src_versions() {
+    apt-cache "${apt_opts[@]}" showsrc "$1" 2>/dev/null |
+        awk -v p="$1" '/^Package: /{ok = ($2 == p)} ok && /^Version: /{print $2}' |
+        sort -u | sort -rV
+}
+
+# Upstream part of a Debian version with the epoch dropped: 1:4.33-1 -> 4.33.
+upstream() {
+    local v=${1#*:}
+    echo "${v%-*}"
+}
+
+# fetch PKG VERSION DIR: download the source package and unpack it (Debian patches applied)
+# as DIR/src. Fails (leaving nothing) if the archive does not have that version.
+fetch() {
+    local pkg=$1 ver=$2 dir=$3
+    rm -rf "$dir"
+    mkdir -p "$dir/dl"
+    if ! (cd "$dir/dl" && apt-get "${apt_opts[@]}" -qq source --download-only "$pkg=$ver" >/dev/null 2>&1); then
+        rm -rf "$dir"
+        return 1
+    fi
+    dpkg-source --no-check -x "$dir"/dl/*.dsc "$dir/src" >/dev/null ||
+        die "dpkg-source could not unpack $pkg $ver"
+    rm -rf "$dir/dl"
+}
+
+# lib PKG BUILDFN: make sure $cache/PKG-VERSION holds the built library for the newest version
+# of PKG the archive can serve, building it with BUILDFN SRC PREFIX if needed. Sets $prefix.
+lib() {
+    local pkg=$1 build=$2 ver d work tried=()
+    local versions
+    apt_refresh
+    mapfile -t versions < <(src_versions "$pkg")
+    [ ${#versions[@]} -gt 0 ] || die "no source package $pkg in the index (sources: $apt_dir/sources.list.d)"
+    for ver in "${versions[@]}"; do
+        d=$cache/$pkg-${ver#*:}
+        if [ -f "$d/.built" ]; then
+            prefix=$d
+            echo "$pkg $ver: cached" >&2
+            return 0
+        fi
+        work=$cache/build/$pkg-${ver#*:}
+        # The security suite's index can name a version the archive no longer (or not yet) has:
+        # remember that until the next refresh of the index, and take the next version.
+        if grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || ! fetch "$pkg" "$ver" "$work"; then
+            echo "$pkg $ver: not downloadable, trying an older version" >&2
+            grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || echo "$pkg=$ver" >>"$apt_dir/unavailable"
+            tried+=("$ver")
+            continue
+        fi
+        say "building $pkg $ver"
+        local t0=$SECONDS
+        rm -rf "$d"
+        mkdir -p "$d/lib" "$d/include"
+        (cd "$work/src" && "$build" "$d") >"$work/build.log" 2>&1 ||
+            { tail -30 "$work/build.log" >&2; die "building $pkg $ver failed (log: $work/build.log)"; }
+        echo "${ver#*:}" >"$d/debian-version"
+        upstream "$ver" >"$d/version"
+        touch "$d/.built"
+        rm -rf "$work"
+        echo "$pkg $ver: built in $((SECONDS - t0)) s" >&2
+        prefix=$d
+        return 0
+    done
+    die "no version of $pkg could be downloaded (tried ${tried[*]})"
+}
+
+# --- the libraries ------------------------------------------------------------------------------
+build_openssl() {
+    local p=$1
+    ./Configure linux-x86_64 no-shared no-tests no-engine no-dso no-async no-afalgeng \
+        --prefix="$p" --libdir=lib --openssldir=/usr/lib/ssl $musl_cflags
+    make -j"$jobs" build_libs
+    make install_dev
+    rm -rf "$p/lib/pkgconfig"
+}
+
+build_libpq() {
+    local p=$1
+    ./configure --prefix="$p" --without-readline --without-zlib --without-icu --without-gssapi \
+        --without-ldap --without-llvm --disable-nls --with-ssl=openssl \
+        --with-includes="$openssl/include" --with-libraries="$openssl/lib" CFLAGS="$musl_cflags"
+    make -C src/port -j"$jobs" libpgport_shlib.a
+    make -C src/common -j"$jobs" libpgcommon_shlib.a
+    make -C src/interfaces/libpq -j"$jobs" libpq.a
+    cp src/interfaces/libpq/libpq.a src/common/libpgcommon_shlib.a src/port/libpgport_shlib.a "$p/lib/"
+    cp src/interfaces/libpq/libpq-fe.h src/interfaces/libpq/libpq-events.h \
+        src/include/postgres_ext.h src/include/pg_config_ext.h "$p/include/"
+}
+
+build_curl() {
+    local p=$1
+    # HTTP and HTTPS only, over OpenSSL; every other protocol and optional library is left out.
+    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+        --with-openssl="$openssl" \
+        --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp \
+        --disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap \
+        --disable-smtp --disable-gopher --disable-mqtt --disable-smb --disable-manual \
+        --disable-ntlm --disable-ntlm-wb --disable-kerberos-auth --disable-negotiate-auth \
+        --disable-alt-svc --disable-hsts --disable-netrc --enable-threaded-resolver \
+        --without-zlib --without-brotli --without-zstd --without-libpsl --without-libidn2 \
+        --without-nghttp2 --without-nghttp3 --without-ngtcp2 --without-librtmp --without-libssh2 \
+        --without-libssh --without-wolfssh --without-libgsasl --without-gssapi --without-hyper \
+        --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --with-ca-path=/etc/ssl/certs \
+        CFLAGS="$musl_cflags" CPPFLAGS="-I$openssl/include" LDFLAGS="-L$openssl/lib" LIBS="-lpthread"
+    make -C lib -j"$jobs" libcurl.la
+    make -C lib install-libLTLIBRARIES
+    make -C include install
+    rm -f "$p"/lib/*.la
+}
+
+build_libev() {
+    local p=$1
+    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+        CFLAGS="$musl_cflags"
+    make -j"$jobs"
+    make install-libLTLIBRARIES install-includeHEADERS
+    rm -f "$p"/lib/*.la
+}
+
+t_start=$SECONDS
+lib openssl build_openssl
+openssl=$prefix
+lib postgresql-15 build_libpq
+libpq=$prefix
+lib curl build_curl
+curl=$prefix
+lib libev build_libev
+libev=$prefix
+say "libraries ready in $((SECONDS - t_start)) s"
+
+# --- pgentry ------------------------------------------------------------------------------------
+say "building pgentry (static, musl)"
+bdir=$root/build-static
+cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=musl-gcc \
+    -DPGENTRY_STATIC=ON -DPGENTRY_TESTS=OFF \
+    -DPGENTRY_STATIC_OPENSSL="$openssl" -DPGENTRY_STATIC_LIBPQ="$libpq" \
+    -DPGENTRY_STATIC_CURL="$curl" -DPGENTRY_STATIC_LIBEV="$libev" >/dev/null
+cmake --build "$bdir" -j"$jobs" --target pgentry
+
+mkdir -p "$root/dist"
+cp "$bdir/pgentry" "$root/dist/pgentry.tmp"
+strip --strip-all "$root/dist/pgentry.tmp"
+mv "$root/dist/pgentry.tmp" "$root/dist/pgentry"
+
+# --- verify: no interpreter, no dynamic section, no NSS or dlopen -------------------------------
+bin=$root/dist/pgentry
+desc=$(file -b "$bin")
+[[ "$desc" == *"statically linked"* ]] || die "dist/pgentry is not statically linked: $desc"
+if readelf -lW "$bin" | grep -q INTERP; then die "dist/pgentry has a program interpreter"; fi
+if readelf -dW "$bin" | grep -q NEEDED; then die "dist/pgentry needs shared libraries"; fi
+[ -z "$(readelf -lW "$bin" | awk '$1 == "DYNAMIC"')" ] || die "dist/pgentry has a dynamic section"
+"$bin" --version >/dev/null || die "dist/pgentry --version failed"
+say "dist/pgentry: $(stat -c %s "$bin") bytes, $("$bin" --version)"
+say "done in $((SECONDS - t_start)) s"

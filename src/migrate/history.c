@@ -25,6 +25,13 @@ static void publish(struct pge_migrate *m)
                                  m->plan.states[PGE_MIGPLAN_IS_OUT_OF_ORDER]);
 }
 
+/* Whether a failed read says the table (or its schema) does not exist yet. */
+static int no_table_yet(const PGresult *res)
+{
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0);
+}
+
 static int load_rows(struct pge_migrate *m, PGresult *res)
 {
     int n = PQntuples(res);
@@ -50,9 +57,8 @@ static void on_history(void *arg, PGresult *res)
     if (!pge_migrate_result_back(m, res, "reading the migration history"))
         return;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         /* No table (or no schema) yet: nothing has been applied. */
-        if (st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0)) {
+        if (no_table_yet(res)) {
             PQclear(res);
             PQclear(m->hist);
             m->hist = NULL;
@@ -77,9 +83,8 @@ static void on_repeatables(void *arg, PGresult *res)
     if (!pge_migrate_result_back(m, res, "reading the repeatable migrations' records"))
         return;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         /* No table yet: no repeatable migration has run. */
-        if (st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0)) {
+        if (no_table_yet(res)) {
             PQclear(res);
             m->nrrows = 0;
             after_history(m);

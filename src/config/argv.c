@@ -212,7 +212,8 @@ static enum pge_config_result apply_environment(struct pge_config *cfg, char **e
         if (r != PGE_CONFIG_OK)
             return r;
     }
-    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE"};
+    static const char *const db_vars[] = {"DATABASE_URL", "PGHOST", "PGSERVICE",
+                                          "PGENTRY_MIGRATE_DATABASE_URL"};
     for (size_t i = 0; i < sizeof db_vars / sizeof db_vars[0]; i++) {
         const char *v = pge_config_getenv(envp, db_vars[i]);
         if (v && v[0])
@@ -288,7 +289,7 @@ static enum pge_config_result read_option(struct reader *rd, const char *a)
         pge_errbuf_set(rd->err, rd->errsize, "out of memory");
         return PGE_CONFIG_INVALID;
     }
-    if ((o->flags & PGE_OPTIONS_DATABASE) && cfg->database_url)
+    if ((o->flags & PGE_OPTIONS_DATABASE) && *(const char **)((char *)cfg + o->offset))
         cfg->db_configured = 1;
     return PGE_CONFIG_OK;
 }

@@ -3,8 +3,8 @@
 
 #include <stdio.h>
 
-/* ISO C promises string literals of 4095 bytes only: the text is two, joined once. */
-static const char part1[] =
+/* C11 compilers need only take string literals of 4095 bytes: the text is two of them. */
+static const char *const usage_and_database =
     "pgentry " PGENTRY_VERSION
     " - container entrypoint: wait for PostgreSQL, migrate, run the app\n"
     "\n"
@@ -35,13 +35,19 @@ static const char part1[] =
     "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (40ms)\n"
     "  --wait-tcp HOST:PORT      PGENTRY_WAIT_TCP   also wait for a TCP listener (repeat)\n"
     "  --wait-http URL           PGENTRY_WAIT_HTTP  also wait for a 2xx (repeat)\n"
-    "\n"
+    "\n";
+
+static const char *const the_rest =
     "Migrations:\n"
     "  --migrations DIR          PGENTRY_MIGRATIONS       migration files (./migrations)\n"
     "  --table NAME              PGENTRY_TABLE            history table "
     "(pgentry_migrations)\n"
     "  --migrate-cmd CMD         PGENTRY_MIGRATE_CMD      run CMD via /bin/sh -c under "
     "the lock\n"
+    "  --migrate-database-url URL  PGENTRY_MIGRATE_DATABASE_URL  direct connection for "
+    "waiting,\n"
+    "                                             the lock and migrations; COMMAND keeps "
+    "DATABASE_URL\n"
     "  --no-migrate              PGENTRY_NO_MIGRATE=1     skip migrations\n"
     "  --wait-migrations         PGENTRY_WAIT_MIGRATIONS=1  apply nothing; wait until "
     "applied\n"
@@ -53,9 +59,7 @@ static const char part1[] =
     "retry on 55P03\n"
     "  --sql                     (upgrade/downgrade) print the SQL, change nothing\n"
     "  -m MESSAGE                (revision) the new migration's name\n"
-    "\n";
-
-static const char part2[] =
+    "\n"
     "Application:\n"
     "  --exec                    PGENTRY_EXEC=1   replace pgentry with COMMAND: no health\n"
     "                                             endpoint, no zombie reaping, no stop\n"
@@ -84,8 +88,8 @@ static const char part2[] =
 
 const char *pge_config_help(void)
 {
-    static char text[sizeof part1 + sizeof part2];
+    static char text[8192];
     if (!text[0])
-        snprintf(text, sizeof text, "%s%s", part1, part2);
+        snprintf(text, sizeof text, "%s%s", usage_and_database, the_rest);
     return text;
 }

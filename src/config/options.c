@@ -299,6 +299,8 @@ const struct pge_option pge_options[] = {
     {"migrations", "PGENTRY_MIGRATIONS", parse_migrations, OFF(migrations_dir), 0},
     {"table", "PGENTRY_TABLE", parse_str, OFF(table), 0},
     {"migrate-cmd", "PGENTRY_MIGRATE_CMD", parse_str, OFF(migrate_cmd), 0},
+    {"migrate-database-url", "PGENTRY_MIGRATE_DATABASE_URL", parse_str, OFF(migrate_database_url),
+     SECRET | COPY | PGE_OPTIONS_DATABASE},
     {"no-migrate", "PGENTRY_NO_MIGRATE", parse_bool, OFF(no_migrate), NO_VALUE},
     {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", parse_bool, OFF(wait_migrations), NO_VALUE},
     {"allow-out-of-order", "PGENTRY_ALLOW_OUT_OF_ORDER", parse_bool, OFF(allow_out_of_order),

@@ -117,6 +117,34 @@ static int check_url(const char *url, const char *display, char **libpq_url, cha
     return 0;
 }
 
+static const char *const target_names[] = {
+    [PGE_CONNINFO_READ_WRITE] = "read-write",
+    [PGE_CONNINFO_PRIMARY] = "primary",
+    [PGE_CONNINFO_ANY] = "any",
+    [PGE_CONNINFO_READ_ONLY] = "read-only",
+    [PGE_CONNINFO_STANDBY] = "standby",
+    [PGE_CONNINFO_PREFER_STANDBY] = "prefer-standby",
+};
+
+const char *pge_conninfo_target_name(enum pge_conninfo_target t)
+{
+    return (size_t)t < sizeof target_names / sizeof target_names[0] ? target_names[t] : "?";
+}
+
+/* target_session_attrs stays out of the keywords: pgentry connects to one host at a time and
+ * judges the server itself. Returns -1 for a value libpq would refuse too. */
+static int parse_target(struct pge_conninfo *out, const char *value)
+{
+    for (size_t i = 0; i < sizeof target_names / sizeof target_names[0]; i++) {
+        if (strcmp(value, target_names[i]) == 0) {
+            out->target = (enum pge_conninfo_target)i;
+            out->target_explicit = 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static void free_strs(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -125,7 +153,7 @@ static void free_strs(char **v, size_t n)
 
 /* Keep every explicitly set option but host/hostaddr/port (returned for split_hosts()). */
 static int take_options(struct pge_conninfo *out, PQconninfoOption *opts, const char **host,
-                        const char **hostaddr, const char **port)
+                        const char **hostaddr, const char **port, char *err, size_t errsize)
 {
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val)
@@ -138,8 +166,18 @@ static int take_options(struct pge_conninfo *out, PQconninfoOption *opts, const 
             *hostaddr = o->val;
         else if (strcmp(o->keyword, "port") == 0)
             *port = o->val;
-        else if (push_kv(out, o->keyword, o->val) < 0)
+        else if (strcmp(o->keyword, "target_session_attrs") == 0) {
+            if (parse_target(out, o->val) < 0) {
+                snprintf(err, errsize,
+                         "database URL %s: target_session_attrs \"%.40s\" is not one of "
+                         "any, read-write, primary, read-only, standby, prefer-standby",
+                         out->display, o->val);
+                return -1;
+            }
+        } else if (push_kv(out, o->keyword, o->val) < 0) {
+            snprintf(err, errsize, "out of memory");
             return -1;
+        }
         if (strcmp(o->keyword, "service") == 0 && o->val[0])
             out->uses_service = 1;
     }
@@ -320,8 +358,8 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
                  display, clean);
         goto done;
     }
-    if (take_options(out, opts, &host, &hostaddr, &port) < 0)
-        goto oom;
+    if (take_options(out, opts, &host, &hostaddr, &port, err, errsize) < 0)
+        goto done;
     if (!host || !host[0])
         host = pge_config_getenv(envp, "PGHOST");
     if (!hostaddr || !hostaddr[0])
@@ -329,6 +367,14 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
     int port_in_url = port && port[0];
     if (!port_in_url)
         port = pge_config_getenv(envp, "PGPORT");
+    const char *tsa = pge_config_getenv(envp, "PGTARGETSESSIONATTRS");
+    if (!out->target_explicit && tsa && tsa[0] && parse_target(out, tsa) < 0) {
+        snprintf(err, errsize,
+                 "PGTARGETSESSIONATTRS \"%.40s\" is not one of any, read-write, primary, "
+                 "read-only, standby, prefer-standby",
+                 tsa);
+        goto done;
+    }
     const char *svc = pge_config_getenv(envp, "PGSERVICE");
     if (svc && svc[0])
         out->uses_service = 1;

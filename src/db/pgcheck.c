@@ -55,7 +55,27 @@ static int is_on(const PGconn *conn, const char *parameter)
     return v && strcmp(v, "on") == 0;
 }
 
-int pge_pgcheck_judge(const PGconn *conn, const PGresult *res, struct pge_pgconn_error *err)
+/* Whether a server in recovery (or with read-only transactions) is what target wants. */
+static int wanted(enum pge_conninfo_target target, int recovery, int readonly)
+{
+    switch (target) {
+    case PGE_CONNINFO_PRIMARY:
+        return !recovery;
+    case PGE_CONNINFO_ANY:
+        return 1;
+    case PGE_CONNINFO_READ_ONLY:
+        return recovery || readonly;
+    case PGE_CONNINFO_STANDBY:
+    case PGE_CONNINFO_PREFER_STANDBY:
+        return recovery;
+    case PGE_CONNINFO_READ_WRITE:
+    default:
+        return !recovery && !readonly;
+    }
+}
+
+int pge_pgcheck_judge(const PGconn *conn, const PGresult *res, enum pge_conninfo_target target,
+                      struct pge_pgconn_error *err)
 {
     int recovery, readonly;
     memset(err, 0, sizeof *err);
@@ -75,13 +95,20 @@ int pge_pgcheck_judge(const PGconn *conn, const PGresult *res, struct pge_pgconn
         recovery = is_on(conn, "in_hot_standby");
         readonly = is_on(conn, "default_transaction_read_only");
     }
-    if (!recovery && !readonly)
+    if (wanted(target, recovery, readonly))
         return 0;
     err->verdict = PGE_OUT_NOT_READY;
-    err->outcome = PGE_ATTEMPT_STANDBY;
-    pge_errbuf_set(err->message, sizeof err->message, "%s",
-                   recovery ? "server is a read-only standby (in recovery), not the primary"
-                            : "server accepts only read-only transactions "
-                              "(default_transaction_read_only is on)");
+    if (recovery || readonly) {
+        err->outcome = PGE_ATTEMPT_STANDBY;
+        pge_errbuf_set(err->message, sizeof err->message, "%s",
+                       recovery ? "server is a read-only standby (in recovery), not the primary"
+                                : "server accepts only read-only transactions "
+                                  "(default_transaction_read_only is on)");
+    } else {
+        err->outcome = PGE_ATTEMPT_OTHER;
+        pge_errbuf_set(err->message, sizeof err->message,
+                       "server is a writable primary, not a standby (target_session_attrs=%s)",
+                       pge_conninfo_target_name(target));
+    }
     return -1;
 }

@@ -12,6 +12,7 @@
 #include "pgentry/common/log.h"
 #include "pgentry/db/pgcheck.h"
 #include "pgentry/db/pgquery.h"
+#include "pgentry/db/pgstart.h"
 #include "pgentry/net/resolve.h"
 
 #define ADDRS_PER_HOST 4
@@ -27,9 +28,8 @@ struct lookup {
     int needed;            /* a name: not an IP literal, a hostaddr or a socket directory */
     char addr[ADDRS_PER_HOST][INET6_ADDRSTRLEN];
     size_t n;
+    char error[160]; /* why the name did not resolve */
 };
-
-struct start_job;
 
 struct pge_pgconn {
     struct ev_loop *loop;
@@ -42,16 +42,18 @@ struct pge_pgconn {
     ev_timer kick;
     ev_io io;
     struct lookup lookups[PGE_CONNINFO_MAX_HOSTS];
-    size_t resolving;        /* lookups still running */
-    int dns_failed_host;     /* the last host that did not resolve, -1 when none */
-    char dns_error[512];     /* why it did not */
-    struct start_job *start; /* libpq starting the connection on a thread */
+    size_t resolving;          /* lookups still running */
+    struct pge_pgstart *start; /* libpq starting the connection on a thread */
     PGconn *conn;
     struct pge_pgquery *q;
     int64_t timeout_ms;
+    size_t host;      /* the host tried now: hosts are tried one at a time, in order */
+    size_t nsteps;    /* hosts to try (1 when libpq picks the default or a service's host) */
+    PGconn *fallback; /* prefer-standby: the first other server that accepted us */
+    struct pge_pgconn_error worst; /* the failure that decides the attempt's verdict and pace */
+    size_t nfailed;
+    char failures[512]; /* "host:port: why; host:port: why" */
 };
-
-static void forget_start(struct pge_pgconn *c);
 
 static void stop_all(struct pge_pgconn *c)
 {
@@ -63,9 +65,14 @@ static void stop_all(struct pge_pgconn *c)
         c->lookups[i].r = NULL;
     }
     c->resolving = 0;
-    forget_start(c);
+    pge_pgstart_cancel(c->start);
+    c->start = NULL;
     pge_pgquery_free(c->q);
     c->q = NULL;
+    if (c->fallback) {
+        PQfinish(c->fallback);
+        c->fallback = NULL;
+    }
 }
 
 static void succeed(struct pge_pgconn *c)
@@ -77,8 +84,104 @@ static void succeed(struct pge_pgconn *c)
     c->cb(c->arg, conn, NULL);
 }
 
+static void begin_connect(struct pge_pgconn *c);
+
+/* How much an outcome says about the servers: the attempt over several hosts is paced and
+ * counted by its most telling failure (a standby that answered beats a host that was down). */
+static int rank(enum pge_attempt_outcome o)
+{
+    switch (o) {
+    case PGE_ATTEMPT_FATAL:
+        return 8;
+    case PGE_ATTEMPT_STANDBY:
+        return 7;
+    case PGE_ATTEMPT_TOO_MANY:
+        return 6;
+    case PGE_ATTEMPT_STARTING:
+        return 5;
+    case PGE_ATTEMPT_OTHER:
+        return 4;
+    case PGE_ATTEMPT_TIMEOUT:
+        return 3;
+    case PGE_ATTEMPT_REFUSED:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+/* "host:port" of the host tried now, for messages naming each host's failure. */
+static void host_name(const struct pge_pgconn *c, size_t i, char *buf, size_t size)
+{
+    const struct pge_conninfo_host *h = &c->params->hosts[i];
+    int v6 = strchr(h->host, ':') != NULL;
+    snprintf(buf, size, "%s%s%s:%s", v6 ? "[" : "", h->host[0] ? h->host : "(socket)",
+             v6 ? "]" : "", h->port);
+}
+
+/* Host c->host failed with e: remember it and go on with the next host. Returns 1 when another
+ * host is being tried, 0 when every host has failed (e then holds the attempt's verdict, with
+ * each host's failure named in its message). */
+static int next_host(struct pge_pgconn *c, struct pge_pgconn_error *e)
+{
+    char name[300];
+    int final = e->verdict != PGE_OUT_NOT_READY,
+        worst_final = c->worst.verdict != PGE_OUT_NOT_READY;
+    if (c->nsteps <= 1)
+        return 0;
+    host_name(c, c->host, name, sizeof name);
+    size_t used = strlen(c->failures);
+    snprintf(c->failures + used, sizeof c->failures - used, "%s%s: %s", used ? "; " : "", name,
+             e->message);
+    /* A refusal for good (a wrong password) ends the attempt only if no host accepts us. */
+    if (c->nfailed++ == 0 || (final && !worst_final) ||
+        (final == worst_final && rank(e->outcome) > rank(c->worst.outcome)))
+        c->worst = *e;
+    ev_io_stop(c->loop, &c->io);
+    pge_pgquery_free(c->q);
+    c->q = NULL;
+    if (c->conn) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+    }
+    if (c->lookups[c->host].r) {
+        pge_resolve_cancel(c->lookups[c->host].r);
+        c->lookups[c->host].r = NULL;
+        c->resolving--;
+    }
+    if (++c->host < c->nsteps) {
+        ev_timer_stop(c->loop, &c->timer);
+        ev_timer_set(&c->timer, (double)c->timeout_ms / 1000.0, 0.0);
+        ev_timer_start(c->loop, &c->timer);
+        begin_connect(c);
+        return 1;
+    }
+    if (c->fallback) /* prefer-standby: no standby answered, any server will do */
+        return 0;
+    *e = c->worst;
+    pge_errbuf_set(e->message, sizeof e->message, "%s", c->failures);
+    return 0;
+}
+
 static void report(struct pge_pgconn *c, const struct pge_pgconn_error *e)
 {
+    struct pge_pgconn_error agg;
+    /* A host that did not resolve, refused, timed out or answered as the wrong kind of server
+     * does not stop the others. */
+    if (c->step != S_DONE) {
+        agg = *e;
+        if (next_host(c, &agg))
+            return;
+        e = &agg;
+        if (c->fallback) {
+            if (c->conn)
+                PQfinish(c->conn);
+            c->conn = c->fallback;
+            c->fallback = NULL;
+            succeed(c);
+            return;
+        }
+    }
     stop_all(c);
     if (c->conn) {
         PQfinish(c->conn);
@@ -130,12 +233,21 @@ static void on_check(void *arg, PGresult *res)
         fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
         return;
     }
-    int rc = pge_pgcheck_judge(c->conn, res, &e);
+    struct pge_pgconn_error any;
+    int rc = pge_pgcheck_judge(c->conn, res, c->params->target, &e);
+    /* prefer-standby: a server that is not a standby is kept in case no standby answers. */
+    int keep = rc < 0 && c->params->target == PGE_CONNINFO_PREFER_STANDBY && !c->fallback &&
+               pge_pgcheck_judge(c->conn, res, PGE_CONNINFO_ANY, &any) == 0;
     PQclear(res);
-    if (rc < 0)
-        report(c, &e);
-    else
+    if (rc == 0) {
         succeed(c);
+        return;
+    }
+    if (keep) {
+        c->fallback = c->conn;
+        c->conn = NULL;
+    }
+    report(c, &e);
 }
 
 static void start_check(struct pge_pgconn *c)
@@ -217,16 +329,16 @@ static int join(char *buf, size_t size, size_t *used, const char *item, int firs
     return 0;
 }
 
-/* libpq's host, hostaddr and port lists: one item per address, in the order of the hosts. A
- * host that needed no lookup is its own address ("" for a socket directory). Returns the
- * number of addresses, or -1 when the lists do not fit. */
+/* libpq's host, hostaddr and port lists for the host tried now: one item per address (libpq
+ * tries them in order). A host that needed no lookup is its own address ("" for a socket
+ * directory). Returns the number of addresses, or -1 when the lists do not fit. */
 static int address_lists(const struct pge_pgconn *c, char *hosts, char *addrs, char *ports)
 {
     const struct pge_conninfo *p = c->params;
     size_t uh = 0, ua = 0, up = 0;
     int n = 0;
     hosts[0] = addrs[0] = ports[0] = '\0';
-    for (size_t i = 0; i < p->nhosts; i++) {
+    for (size_t i = c->host; i < p->nhosts && i == c->host; i++) {
         const struct pge_conninfo_host *h = &p->hosts[i];
         const struct lookup *l = &c->lookups[i];
         const char *own = h->hostaddr ? h->hostaddr : h->is_socket ? "" : h->host;
@@ -252,6 +364,15 @@ static void begin_connect(struct pge_pgconn *c)
         kw[k] = p->keywords[i];
         val[k++] = p->values[i];
     }
+    if (c->host < p->nhosts && c->lookups[c->host].r) {
+        c->step = S_RESOLVE; /* its name is still being looked up: on_resolved() comes back */
+        return;
+    }
+    c->step = S_CONNECT;
+    if (c->host < p->nhosts && c->lookups[c->host].needed && c->lookups[c->host].n == 0) {
+        fail(c, PGE_ATTEMPT_DNS, c->lookups[c->host].error, NULL);
+        return;
+    }
     int n = address_lists(c, hosts, addrs, ports);
     if (n < 0) {
         fail(c, PGE_ATTEMPT_OTHER, "too many database addresses", NULL);
@@ -267,18 +388,13 @@ static void begin_connect(struct pge_pgconn *c)
     }
     kw[k] = "fallback_application_name";
     val[k++] = pge_pgcheck_application_name();
+    /* One host at a time, judged by pgentry: PGTARGETSESSIONATTRS must not judge it too. */
+    kw[k] = "target_session_attrs";
+    val[k++] = "any";
     kw[k] = NULL;
     val[k] = NULL;
 
     connection_started(c, PQconnectStartParams(kw, val, 0));
-}
-
-static size_t resolved_total(const struct pge_pgconn *c)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < PGE_CONNINFO_MAX_HOSTS; i++)
-        n += c->lookups[i].n;
-    return n;
 }
 
 static void on_resolved(void *arg, const struct pge_resolve_addr *addrs, size_t n,
@@ -286,32 +402,28 @@ static void on_resolved(void *arg, const struct pge_resolve_addr *addrs, size_t 
 {
     struct lookup *l = arg;
     struct pge_pgconn *c = l->c;
-    int index = (int)(l - c->lookups);
     l->r = NULL;
-    if (error && index >= c->dns_failed_host) {
-        c->dns_failed_host = index;
-        pge_errbuf_set(c->dns_error, sizeof c->dns_error, "%s", error);
-    }
+    c->resolving--;
+    if (error)
+        pge_errbuf_set(l->error, sizeof l->error, "%s", error);
     for (size_t k = 0; k < n && l->n < ADDRS_PER_HOST; k++)
         if (getnameinfo((const struct sockaddr *)&addrs[k].ss, addrs[k].len, l->addr[l->n],
                         sizeof l->addr[l->n], NULL, 0, NI_NUMERICHOST) == 0)
             l->n++;
-    if (--c->resolving > 0)
-        return;
-    /* Some name failed and no name gave an address: nothing worth a connection attempt. */
-    if (c->dns_failed_host >= 0 && resolved_total(c) == 0)
-        fail(c, PGE_ATTEMPT_DNS, c->dns_error, NULL);
-    else
+    if (l->n == 0 && !l->error[0])
+        pge_errbuf_set(l->error, sizeof l->error, "name did not resolve to an address");
+    /* The host waited for: connect now, while later names may still be looked up. */
+    if (c->step == S_RESOLVE && l == &c->lookups[c->host])
         begin_connect(c);
 }
 
-/* Numeric hosts and sockets need no thread; every name gets its own lookup. */
+/* Numeric hosts and sockets need no thread; every name gets its own lookup, all at once, so a
+ * later host's name is usually known by the time the earlier hosts have been tried. */
 static void resolve_and_connect(struct pge_pgconn *c)
 {
     const struct pge_conninfo *p = c->params;
     char err[128];
 
-    c->dns_failed_host = -1;
     for (size_t i = 0; i < p->nhosts; i++) {
         const struct pge_conninfo_host *h = &p->hosts[i];
         struct lookup *l = &c->lookups[i];
@@ -321,95 +433,31 @@ static void resolve_and_connect(struct pge_pgconn *c)
         l->needed = 1;
         l->r = pge_resolve_start(c->off, h->host, h->port, on_resolved, l, err, sizeof err);
         if (!l->r) {
+            c->nsteps = 0; /* no thread: the attempt fails, whatever the other hosts */
             fail(c, PGE_ATTEMPT_OTHER, err, NULL);
             return;
         }
         c->resolving++;
     }
-    if (c->resolving == 0)
-        begin_connect(c);
+    begin_connect(c);
 }
 
 /* With a service file and no host of our own, only libpq knows the host: let it start the
  * connection (and resolve) on a worker thread; polling then continues on the loop. */
-struct start_job {
-    struct pge_workqueue_job job;
-    struct pge_pgconn *owner; /* NULL once the attempt is abandoned */
-    const char **kw;
-    const char **val;
-    PGconn *conn;
-};
-
-static void start_work(struct pge_workqueue_job *job)
+static void start_done(void *arg, PGconn *conn)
 {
-    struct start_job *j = (struct start_job *)job;
-    j->conn = PQconnectStartParams(j->kw, j->val, 0);
-}
-
-static void start_release(struct pge_workqueue_job *job)
-{
-    struct start_job *j = (struct start_job *)job;
-    if (j->conn)
-        PQfinish(j->conn);
-    free(j->kw);
-    free(j->val);
-    free(j);
-}
-
-static void start_done(struct pge_workqueue_job *job)
-{
-    struct start_job *j = (struct start_job *)job;
-    struct pge_pgconn *c = j->owner;
-    if (!c)
-        return;
+    struct pge_pgconn *c = arg;
     c->start = NULL;
-    PGconn *conn = j->conn;
-    j->conn = NULL;
     connection_started(c, conn);
-}
-
-static void forget_start(struct pge_pgconn *c)
-{
-    if (!c->start)
-        return;
-    c->start->owner = NULL;
-    pge_workqueue_cancel(&c->start->job);
-    c->start = NULL;
 }
 
 static void start_in_thread(struct pge_pgconn *c)
 {
-    const struct pge_conninfo *p = c->params;
-    struct start_job *j = calloc(1, sizeof *j);
-    const char *why = "out of memory";
-    if (!j)
-        goto error;
-    j->job.work = start_work;
-    j->job.done = start_done;
-    j->job.release = start_release;
-    j->kw = calloc(p->n + 2, sizeof *j->kw);
-    j->val = calloc(p->n + 2, sizeof *j->val);
-    if (!j->kw || !j->val)
-        goto error;
-    /* The strings belong to params, which outlives every attempt and its job. */
-    for (size_t i = 0; i < p->n; i++) {
-        j->kw[i] = p->keywords[i];
-        j->val[i] = p->values[i];
-    }
-    j->kw[p->n] = "fallback_application_name";
-    j->val[p->n] = pge_pgcheck_application_name();
-    j->owner = c;
-    if (pge_workqueue_submit(c->off, &j->job) < 0) {
-        why = "could not start a connection thread";
-        goto error;
-    }
-    c->start = j;
+    char err[128];
     c->step = S_RESOLVE;
-    return;
-error:
-    if (j)
-        start_release(&j->job);
-    fail(c, PGE_ATTEMPT_OTHER, why, NULL);
+    c->start = pge_pgstart_submit(c->off, c->params, start_done, c, err, sizeof err);
+    if (!c->start)
+        fail(c, PGE_ATTEMPT_OTHER, err, NULL);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -436,6 +484,7 @@ struct pge_pgconn *pge_pgconn_start(struct ev_loop *loop, struct pge_workqueue *
     c->cb = cb;
     c->arg = arg;
     c->timeout_ms = timeout_ms;
+    c->nsteps = params->nhosts ? params->nhosts : 1;
     ev_timer_init(&c->timer, on_timeout, (double)timeout_ms / 1000.0, 0.0);
     c->timer.data = c;
     ev_init(&c->io, on_io);

@@ -4,7 +4,14 @@
 #include <stdlib.h>
 
 #include "pgentry/common/log.h"
+#include "pgentry/common/redact.h"
 #include "pgentry/migrate/histsql.h"
+
+static void add_secret(const char *password, void *arg)
+{
+    (void)arg;
+    pge_log_add_secret(password);
+}
 
 /* Read the migration files before waiting: a broken file fails in a millisecond, not after the
  * database came up. Decides whether this run has a migration phase at all. */
@@ -105,7 +112,14 @@ int pge_preflight_check(struct pge_preflight *r, const struct pge_config *cfg, c
         return -1;
     }
     if (cfg->db_configured) {
-        if (pge_conninfo_parse(&r->db, cfg->database_url, envp, err, sizeof err) < 0) {
+        /* --migrate-database-url: pgentry's own connections go there; COMMAND keeps
+         * DATABASE_URL, whose password is still never printed. */
+        const char *url = cfg->migrate_database_url;
+        if (url)
+            pge_redact_each_password(cfg->database_url ? cfg->database_url : "", add_secret, NULL);
+        else
+            url = cfg->database_url;
+        if (pge_conninfo_parse(&r->db, url, envp, err, sizeof err) < 0) {
             pge_error(err);
             *out = PGE_OUTCOME(PGE_OUT_CONFIG, 0);
             return -1;
@@ -114,6 +128,13 @@ int pge_preflight_check(struct pge_preflight *r, const struct pge_config *cfg, c
     }
     if (scan_migrations(r, cfg, out) < 0)
         return -1;
+    if (r->migrate && r->db.target != PGE_CONNINFO_READ_WRITE) {
+        /* Migrations write: whatever the URL accepts for waiting, they need a primary. */
+        pge_info("target_session_attrs applies to waiting only: migrations need a writable "
+                 "primary, waiting for one",
+                 PGE_STR("target_session_attrs", pge_conninfo_target_name(r->db.target)));
+        r->db.target = PGE_CONNINFO_READ_WRITE;
+    }
     if (r->migrate) {
         /* The history table's name is only used once the database answers: check it now. */
         char *q = pge_histsql_quote_table(cfg->table, NULL);

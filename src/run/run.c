@@ -165,7 +165,8 @@ static void start_migrations(struct run *r)
         .seed = r->seed,
         .migrate_cmd = cfg->migrate_cmd,
         .stop_timeout_ms = cfg->stop_timeout_ms,
-        .database_url = cfg->database_url,
+        /* --migrate-cmd migrates through the direct connection too. */
+        .database_url = cfg->migrate_database_url ? cfg->migrate_database_url : cfg->database_url,
         .envp = r->envp,
         .orig_mask = r->orig_mask,
         .state = &r->state,

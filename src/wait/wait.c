@@ -20,7 +20,8 @@
 #define STARTING_FAST_MS  2000 /* 57P03 is retried quickly this long */
 #define STARTING_CEIL_MS  5
 #define COSTLY_FLOOR_MS   100
-#define BUSY_FLOOR_MAX_MS 5000 /* 53300 and standby: the floor grows up to this */
+#define BUSY_FLOOR_MAX_MS 5000 /* 53300: the floor grows up to this */
+#define STANDBY_PACE_MS   250  /* a standby is asked again this often */
 #define MAX_REPEAT_LOG    30000
 
 enum dep_kind { DEP_POSTGRES, DEP_TCP, DEP_HTTP };
@@ -94,12 +95,15 @@ void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_
         if (streak_ms < STARTING_FAST_MS)
             *ceil_ms = STARTING_CEIL_MS;
         break;
-    case PGE_ATTEMPT_TOO_MANY:
     case PGE_ATTEMPT_STANDBY:
-        /* The server is up and says no: every attempt costs it a backend (or a full
-         * connection to the wrong server), and the answer will not change within
-         * milliseconds. Wait at least as long as it has been saying so, which doubles the
-         * wait with each answer, from 100 ms up to a few seconds. */
+        /* A standby may be promoted any moment, and then every millisecond counts; each look
+         * costs it a backend fork. A fixed pace keeps both small however long it waited. */
+        *floor_ms = *ceil_ms = STANDBY_PACE_MS;
+        break;
+    case PGE_ATTEMPT_TOO_MANY:
+        /* The server is up and says no: every attempt costs it a backend, and the answer will
+         * not change within milliseconds. Wait at least as long as it has been saying so,
+         * which doubles the wait with each answer, from 100 ms up to a few seconds. */
         *floor_ms = streak_ms < COSTLY_FLOOR_MS     ? COSTLY_FLOOR_MS
                     : streak_ms > BUSY_FLOOR_MAX_MS ? BUSY_FLOOR_MAX_MS
                                                     : streak_ms;
@@ -166,6 +170,7 @@ static void ready(struct dep *d)
 {
     struct pge_wait *w = d->w;
     int64_t now = now_ms();
+    char server[300] = "";
     d->ready = 1;
     w->nready++;
     record(w, d, PGE_ATTEMPT_OK, NULL);
@@ -174,9 +179,17 @@ static void ready(struct dep *d)
         w->state->db.last_error[0] = '\0';
         w->state->db.ready_after_ms = now - w->state->start_mono_ms;
     }
+    /* Which of several hosts answered (the name as given: the URL's own words). */
+    if (d->conn) {
+        const char *h = PQhost(d->conn), *port = PQport(d->conn);
+        int v6 = h && strchr(h, ':');
+        snprintf(server, sizeof server, "%s%s%s:%s", v6 ? "[" : "", h && h[0] ? h : "(socket)",
+                 v6 ? "]" : "", port ? port : "");
+    }
     pge_info(d->kind == DEP_POSTGRES ? "database is ready" : "dependency is ready",
              PGE_STR("dependency", d->name), PGE_STR("target", d->target),
-             PGE_INT("attempts", d->attempts), PGE_MS("elapsed", now - w->start_ms));
+             PGE_STR("server", server), PGE_INT("attempts", d->attempts),
+             PGE_MS("elapsed", now - w->start_ms));
     if (w->nready == w->ndeps)
         finish(w, PGE_OUT_OK);
 }

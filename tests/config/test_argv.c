@@ -321,6 +321,7 @@ Test(config, secret_values_are_hidden_in_argv_and_kept_in_the_config, .timeout =
         "--table",
         "plain",
         "--database-url=host=db password=x",
+        "--migrate-database-url=postgres://u:DirectPW@db/app",
         "--",
         "app",
         "--database-url",
@@ -340,6 +341,7 @@ Test(config, secret_values_are_hidden_in_argv_and_kept_in_the_config, .timeout =
         "--table",
         "plain",
         "--database-url=host=db password=*",
+        "--migrate-database-url=postgres://u:***@db/app",
         "--",
         "app",
         "--database-url",
@@ -369,6 +371,7 @@ Test(config, secret_values_are_hidden_in_argv_and_kept_in_the_config, .timeout =
                      expect[i]);
     /* The config still has the real values. */
     cr_assert_str_eq(cfg.database_url, "host=db password=x");
+    cr_assert_str_eq(cfg.migrate_database_url, "postgres://u:DirectPW@db/app");
     assert_list(cfg.wait_http, cfg.nwait_http,
                 ARGS("http://a:HttpSecretPW@api/health", "http://api/plain"));
     cr_assert_str_eq(cfg.app_health_url, "http://127.0.0.1:8000/health?password=QuerySecretPW");

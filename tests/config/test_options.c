@@ -55,6 +55,8 @@ static const struct value_case value_cases[] = {
     {"--migrations", "PGENTRY_MIGRATIONS", "/app/migrations", FIELD(migrations_dir), STR, 0},
     {"--table", "PGENTRY_TABLE", "ops.history", FIELD(table), STR, 0},
     {"--migrate-cmd", "PGENTRY_MIGRATE_CMD", "alembic upgrade head", FIELD(migrate_cmd), STR, 0},
+    {"--migrate-database-url", "PGENTRY_MIGRATE_DATABASE_URL", "postgres://direct/app",
+     FIELD(migrate_database_url), STR, 0},
     {"--health-addr", "PGENTRY_HEALTH_ADDR", "[::]:9000", FIELD(health_addr), STR, 0},
     {"--app-health-url", "PGENTRY_APP_HEALTH_URL", "http://127.0.0.1:8000/health",
      FIELD(app_health_url), STR, 0},
@@ -280,6 +282,9 @@ Test(config, database_configured, .timeout = 10)
         {NULL, "PGDATABASE=app", 0},
         {"--database-url=host=db", NULL, 1},
         {"--database-url=postgres://db/app", "PGHOST=", 1},
+        {"--migrate-database-url=postgres://direct/app", NULL, 1},
+        {NULL, "PGENTRY_MIGRATE_DATABASE_URL=postgres://direct/app", 1},
+        {NULL, "PGENTRY_MIGRATE_DATABASE_URL=", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct run r;

@@ -237,8 +237,7 @@ static void find_bindir(char *buf, size_t size)
     snprintf(buf, size, "/usr/bin");
 }
 
-/* initdb and postgres refuse to run as root: run them as the postgres user then. */
-static void run_as_pg(const char *const *argv, int quiet)
+int pgt_try_as_pg(const char *const *argv, int quiet)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -259,10 +258,16 @@ static void run_as_pg(const char *const *argv, int quiet)
     }
     int st;
     waitpid(pid, &st, 0);
+    return st;
+}
+
+void pgt_run_as_pg(const char *const *argv, int quiet)
+{
+    int st = pgt_try_as_pg(argv, quiet);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (status %d)", argv[0], st);
 }
 
-static void chown_to_pg(const char *path)
+void pgt_chown_to_pg(const char *path)
 {
     if (geteuid() != 0)
         return;
@@ -280,12 +285,12 @@ void pgt_pg_init(struct pgt_pg *pg)
     find_bindir(pg->bindir, sizeof pg->bindir);
     pgt_tempdir(pg->dir, sizeof pg->dir);
     chmod(pg->dir, 0700);
-    chown_to_pg(pg->dir);
+    pgt_chown_to_pg(pg->dir);
     pg->port = pgt_free_port();
 
     snprintf(pwfile, sizeof pwfile, "%s.pw", pg->dir);
     pgt_write_file(pwfile, PGT_PASSWORD "\n");
-    chown_to_pg(pwfile);
+    pgt_chown_to_pg(pwfile);
     snprintf(initdb, sizeof initdb, "%s/initdb", pg->bindir);
     char pwopt[320];
     snprintf(pwopt, sizeof pwopt, "--pwfile=%s", pwfile);
@@ -302,7 +307,7 @@ void pgt_pg_init(struct pgt_pg *pg)
                           "UTF8",
                           "--locale=C",
                           NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     unlink(pwfile);
 
     snprintf(conf, sizeof conf, "%s/postgresql.conf", pg->dir);
@@ -312,7 +317,7 @@ void pgt_pg_init(struct pgt_pg *pg)
             "listen_addresses = '127.0.0.1,::1'\nport = %d\nunix_socket_directories = '%s'\n"
             "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
             "max_connections = 60\nshared_buffers = 16MB\nlog_min_messages = warning\n"
-            "logging_collector = off\n",
+            "logging_collector = off\nwal_keep_size = 128MB\n",
             pg->port, pg->dir);
     fclose(f);
     /* A role that pg_hba.conf turns away (28000), ahead of the catch-all lines. */
@@ -332,7 +337,7 @@ void pgt_pg_start(struct pgt_pg *pg)
     snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
     snprintf(logfile, sizeof logfile, "%s/server.log", pg->dir);
     const char *argv[] = {pgctl, "-D", pg->dir, "-l", logfile, "-w", "-t", "30", "start", NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     pg->running = 1;
 }
 
@@ -343,7 +348,7 @@ void pgt_pg_stop(struct pgt_pg *pg)
         return;
     snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
     const char *argv[] = {pgctl, "-D", pg->dir, "-m", "immediate", "-w", "stop", NULL};
-    run_as_pg(argv, 1);
+    pgt_run_as_pg(argv, 1);
     pg->running = 0;
 }
 

@@ -59,6 +59,17 @@ struct pgt_pg {
  * TCP, trust on the socket, fsync off. Does not start it. */
 void pgt_pg_init(struct pgt_pg *pg);
 
+/* Run a server program (argv[0] a full path: initdb, pg_ctl, pg_basebackup) and abort the test
+ * unless it exits 0. initdb and postgres refuse to run as root: as root, it runs as the
+ * postgres user. quiet discards its stdout. */
+void pgt_run_as_pg(const char *const *argv, int quiet);
+
+/* The same, returning the raw wait status instead of failing the test. */
+int pgt_try_as_pg(const char *const *argv, int quiet);
+
+/* As root, give path to the postgres user (a data directory, a password file). */
+void pgt_chown_to_pg(const char *path);
+
 /* Start (pg_ctl -w) / stop (immediate) / remove the directory. */
 void pgt_pg_start(struct pgt_pg *pg);
 void pgt_pg_stop(struct pgt_pg *pg);

@@ -47,8 +47,16 @@ Test(wait, pacing_follows_what_the_server_said, .timeout = 10)
         pge_wait_pacing(costly[i], 60000, &lo, &hi);
         cr_assert_eq(lo, 100, "%s", pge_runstate_outcome_name(costly[i]));
     }
-    /* The server is up and says no: the floor follows the streak, from 100 ms to 5 s. */
-    const enum pge_attempt_outcome busy[] = {PGE_ATTEMPT_TOO_MANY, PGE_ATTEMPT_STANDBY};
+    /* A standby is asked at a fixed pace, however long it has been one: a promotion is
+     * noticed within 250 ms, at four looks a second. */
+    static const int64_t standby_streak[] = {0, 99, 250, 5000, 3600000};
+    for (size_t k = 0; k < sizeof standby_streak / sizeof standby_streak[0]; k++) {
+        pge_wait_pacing(PGE_ATTEMPT_STANDBY, standby_streak[k], &lo, &hi);
+        cr_assert(lo == 250 && hi == 250, "standby after %lld ms: [%lld, %lld]",
+                  (long long)standby_streak[k], (long long)lo, (long long)hi);
+    }
+    /* Too many connections: the floor follows the streak, from 100 ms to 5 s. */
+    const enum pge_attempt_outcome busy[] = {PGE_ATTEMPT_TOO_MANY};
     static const int64_t streak[] = {0, 99, 100, 250, 1000, 4999, 5000, 5001, 3600000};
     static const int64_t floor_at[] = {100, 100, 100, 250, 1000, 4999, 5000, 5000, 5000};
     for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++) {

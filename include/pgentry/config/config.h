@@ -54,8 +54,9 @@ struct pge_config {
     int sql_only;        /* --sql: print the SQL, change nothing */
     const char *message; /* revision -m */
 
-    const char *database_url; /* NULL: libpq's PG* variables */
-    int db_configured;        /* --database-url, DATABASE_URL, PGHOST or PGSERVICE */
+    const char *database_url;         /* NULL: libpq's PG* variables */
+    int db_configured;                /* --database-url, DATABASE_URL, PGHOST or PGSERVICE */
+    const char *migrate_database_url; /* waiting, lock, migrations; NULL: database_url */
     const char *migrations_dir;
     int migrations_dir_set; /* given explicitly (a missing directory is then an error) */
     const char *table;
@@ -118,7 +119,7 @@ const char *pge_config_cmd_name(enum pge_cmd cmd);
 /* Whether a subcommand needs the database. */
 int pge_config_cmd_needs_db(enum pge_cmd cmd);
 
-/* The --help text. Static storage. */
+/* The --help text. Static storage, filled on the first call (not thread-safe). */
 const char *pge_config_help(void);
 
 #endif

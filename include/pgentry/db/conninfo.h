@@ -13,6 +13,17 @@ struct pge_conninfo_host {
     int is_socket;  /* a Unix-domain socket directory: nothing to resolve */
 };
 
+/* Which server a connection must reach: libpq's target_session_attrs, judged by pgentry itself
+ * (it tries the hosts one by one). READ_WRITE, the default, is what migrations need. */
+enum pge_conninfo_target {
+    PGE_CONNINFO_READ_WRITE = 0, /* not in recovery, transactions not read-only */
+    PGE_CONNINFO_PRIMARY,        /* not in recovery */
+    PGE_CONNINFO_ANY,            /* any server that accepts the connection */
+    PGE_CONNINFO_READ_ONLY,      /* in recovery, or default_transaction_read_only on */
+    PGE_CONNINFO_STANDBY,        /* in recovery */
+    PGE_CONNINFO_PREFER_STANDBY, /* a standby if one answers, else any server */
+};
+
 /* Plain data owned by the caller; release with pge_conninfo_free(). */
 struct pge_conninfo {
     char **keywords; /* every explicitly set option except host/hostaddr/port: n of them, */
@@ -21,7 +32,10 @@ struct pge_conninfo {
     struct pge_conninfo_host hosts[PGE_CONNINFO_MAX_HOSTS];
     size_t nhosts;
     int uses_service; /* a service file may say where the server is: resolved by libpq */
-    char *display;    /* redacted, for logs: "postgres://app:***@db:5432/app" */
+    enum pge_conninfo_target target; /* target_session_attrs (not among keywords); callers may
+                                        raise it to READ_WRITE when they will write */
+    int target_explicit;             /* the settings named target_session_attrs */
+    char *display;                   /* redacted, for logs: "postgres://app:***@db:5432/app" */
 };
 
 /* Parse url (a postgres:// or postgresql:// URI, also in SQLAlchemy's postgresql+DRIVER://
@@ -34,6 +48,9 @@ struct pge_conninfo {
  * service: the caller exits 78). Always free out. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
+
+/* libpq's name of t ("read-write", ...). Static string. */
+const char *pge_conninfo_target_name(enum pge_conninfo_target t);
 
 /* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
 void pge_conninfo_free(struct pge_conninfo *p);

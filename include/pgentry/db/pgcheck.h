@@ -19,8 +19,10 @@ void pge_pgcheck_quiet_notices(PGconn *conn);
 const char *pge_pgcheck_sql(const PGconn *conn);
 
 /* Judge the answer res to that query (borrowed: the caller still PQclear()s it). Returns 0
- * when conn is a writable primary, else -1 with err filled: a failed query classified by its
- * SQLSTATE, or a read-only standby (retry). */
-int pge_pgcheck_judge(const PGconn *conn, const PGresult *res, struct pge_pgconn_error *err);
+ * when conn is the kind of server target asks for (PREFER_STANDBY is judged as STANDBY), else
+ * -1 with err filled: a failed query classified by its SQLSTATE, or a server of the wrong kind
+ * (retry; outcome PGE_ATTEMPT_STANDBY for a read-only server where a writable one is wanted). */
+int pge_pgcheck_judge(const PGconn *conn, const PGresult *res, enum pge_conninfo_target target,
+                      struct pge_pgconn_error *err);
 
 #endif

@@ -46,11 +46,12 @@ void pge_wait_start(struct pge_wait *w);
 
 /* How to pace the retry after an attempt ended with outcome, as a clamp on the jittered delay:
  * a server that says it is starting up (57P03) is retried within 5 ms for the first 2 s of such
- * answers (it will accept work any moment; later it may be a long crash recovery); too many
- * connections (53300) and a standby wait at least as long as the streak has lasted, between
- * 100 ms and 5 s (so the wait doubles with each such answer: the server is up, and asking it
- * again soon only takes a slot someone else needs); other answers that cost the server or the
- * network a real effort (DNS failure, an HTTP error status, anything unclassified) wait at
+ * answers (it will accept work any moment; later it may be a long crash recovery); a standby
+ * is asked again every 250 ms (a promotion is noticed within that, at four backend forks a
+ * second); too many connections (53300) waits at least as long as the streak has lasted,
+ * between 100 ms and 5 s (so the wait doubles with each such answer: the server is up, and
+ * asking it again soon only takes a slot someone else needs); other answers that cost the server or
+ * the network a real effort (DNS failure, an HTTP error status, anything unclassified) wait at
  * least 100 ms. streak_ms is how long the same outcome has been seen in a row. The deadline
  * still wins: pge_backoff_next_clamped() applies the floor before the deadline rule. Pure. */
 void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_t *floor_ms,

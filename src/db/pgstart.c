@@ -1,0 +1,88 @@
+/* PQconnectStartParams() on a worker thread, for settings only libpq can resolve (a service). */
+#include "pgentry/db/pgstart.h"
+
+#include <stdlib.h>
+
+#include "pgentry/common/errbuf.h"
+#include "pgentry/db/pgcheck.h"
+
+struct pge_pgstart {
+    struct pge_workqueue_job job;
+    pge_pgstart_cb cb; /* NULL once abandoned */
+    void *arg;
+    const char **kw;
+    const char **val;
+    PGconn *conn;
+};
+
+static void start_work(struct pge_workqueue_job *job)
+{
+    struct pge_pgstart *j = (struct pge_pgstart *)job;
+    j->conn = PQconnectStartParams(j->kw, j->val, 0);
+}
+
+static void start_release(struct pge_workqueue_job *job)
+{
+    struct pge_pgstart *j = (struct pge_pgstart *)job;
+    if (j->conn)
+        PQfinish(j->conn);
+    free(j->kw);
+    free(j->val);
+    free(j);
+}
+
+static void start_done(struct pge_workqueue_job *job)
+{
+    struct pge_pgstart *j = (struct pge_pgstart *)job;
+    PGconn *conn = j->conn;
+    if (!j->cb)
+        return;
+    j->conn = NULL;
+    j->cb(j->arg, conn);
+}
+
+void pge_pgstart_cancel(struct pge_pgstart *s)
+{
+    if (!s)
+        return;
+    s->cb = NULL;
+    pge_workqueue_cancel(&s->job);
+}
+
+struct pge_pgstart *pge_pgstart_submit(struct pge_workqueue *off, const struct pge_conninfo *p,
+                                       pge_pgstart_cb cb, void *arg, char *err, size_t errsize)
+{
+    struct pge_pgstart *j = calloc(1, sizeof *j);
+    const char *why = "out of memory";
+    if (!j)
+        goto error;
+    j->job.work = start_work;
+    j->job.done = start_done;
+    j->job.release = start_release;
+    j->kw = calloc(p->n + 3, sizeof *j->kw);
+    j->val = calloc(p->n + 3, sizeof *j->val);
+    if (!j->kw || !j->val)
+        goto error;
+    /* The strings belong to params, which outlives every attempt and its job. */
+    for (size_t i = 0; i < p->n; i++) {
+        j->kw[i] = p->keywords[i];
+        j->val[i] = p->values[i];
+    }
+    j->kw[p->n] = "fallback_application_name";
+    j->val[p->n] = pge_pgcheck_application_name();
+    /* pgentry judges the server itself: PGTARGETSESSIONATTRS must not judge it too. */
+    j->kw[p->n + 1] = "target_session_attrs";
+    j->val[p->n + 1] = "any";
+    j->cb = cb;
+    j->arg = arg;
+    if (pge_workqueue_submit(off, &j->job) < 0) {
+        why = "could not start a connection thread";
+        goto error;
+    }
+    return j;
+error:
+    if (j)
+        start_release(&j->job);
+    pge_errbuf_set(err, errsize, "%s", why);
+    return NULL;
+}

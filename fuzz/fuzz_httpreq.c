@@ -48,5 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r2 != r)
             abort();
     }
+    /* Trickled in pieces of 1..7 bytes, the incremental parser only ever gives the one-shot
+     * verdict for the prefix it has; with the whole input, a complete head is always found. */
+    size_t scanned = 0, k = 0;
+    int ri = PGE_HTTPREQ_PARTIAL;
+    while (k < size && ri == PGE_HTTPREQ_PARTIAL) {
+        k += 1 + (size_t)(data[k] % 7);
+        if (k > size)
+            k = size;
+        ri = pge_httpreq_parse_next(buf, k, &scanned, &req);
+        if (ri != PGE_HTTPREQ_PARTIAL && ri != pge_httpreq_parse(buf, k, &req))
+            abort();
+    }
+    if (r > 0 && ri != r)
+        abort();
     return 0;
 }

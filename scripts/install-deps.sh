@@ -5,8 +5,8 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev
        scdoc)  # scdoc: the man page pgentry.1
-test=(libcriterion-dev postgresql postgresql-client python3 clang clang-format util-linux procps
-      prometheus)  # promtool validates /metrics
+test=(libcriterion-dev postgresql postgresql-client pgbouncer python3 clang clang-format util-linux
+      procps prometheus iptables)  # promtool validates /metrics; iptables: the partition test
 demo=(postgresql postgresql-client curl python3 python3-fastapi python3-uvicorn python3-psycopg2)
 bench=(postgresql postgresql-client hyperfine wrk tini dumb-init catatonit wait-for-it alembic
        python3-psycopg2 python3-sqlalchemy strace linux-perf)

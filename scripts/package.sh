@@ -72,7 +72,10 @@ install -m 0644 scripts/deb/copyright "$stage/usr/share/doc/pgentry/copyright"
 } | gzip -9n >"$stage/usr/share/doc/pgentry/changelog.gz"
 # Static on purpose: the point of this package is one binary that needs no library, to copy
 # into any image. Shipped with the package, as Debian's own packages do.
-printf 'pgentry: statically-linked-binary [usr/bin/pgentry]\n' >"$stage/usr/share/lintian/overrides/pgentry"
+# One static binary by design: it carries libpq, OpenSSL, libcurl and libev (their versions are
+# in `pgentry --version`), so lintian's embedded-library tags are expected too.
+printf '%s\n' 'pgentry: statically-linked-binary [usr/bin/pgentry]' \
+    'pgentry: embedded-library * [usr/bin/pgentry]' >"$stage/usr/share/lintian/overrides/pgentry"
 
 (cd "$stage" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

@@ -44,6 +44,7 @@ static int exit_code(struct pge_outcome out)
     case PGE_OUT_STOPPED:
         return 128 + out.value;
     case PGE_OUT_UNHEALTHY:
+    case PGE_OUT_PENDING:
         return 1;
     }
     return 70;

@@ -145,6 +145,17 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
         pge_errbuf_set(err, errsize, "--sql goes with upgrade or downgrade only");
         return PGE_CONFIG_USAGE;
     }
+    if (cfg->format_json && cfg->cmd != PGE_CMD_CURRENT && cfg->cmd != PGE_CMD_HISTORY &&
+        cfg->cmd != PGE_CMD_STATUS) {
+        pge_errbuf_set(err, errsize, "--format goes with current, history or status only");
+        return PGE_CONFIG_USAGE;
+    }
+    if (cfg->exit_code && cfg->cmd != PGE_CMD_STATUS) {
+        pge_errbuf_set(err, errsize,
+                       "--exit-code goes with status only: pgentry status "
+                       "--exit-code");
+        return PGE_CONFIG_USAGE;
+    }
     if (cfg->message && cfg->cmd != PGE_CMD_REVISION) {
         pge_errbuf_set(err, errsize, "-m goes with revision only");
         return PGE_CONFIG_USAGE;
@@ -166,9 +177,22 @@ static enum pge_config_result check(struct pge_config *cfg, int exec_flag, char 
                        "--no-migrate and --wait-migrations contradict each other: keep one");
         return PGE_CONFIG_USAGE;
     }
+    if (cfg->cmd == PGE_CMD_RUN && cfg->no_migrate && cfg->migrate_cmd) {
+        /* Skipping the command silently would start the app on a schema nobody migrated. Only
+         * a run uses either: `pgentry current` in the same image must not trip over them. */
+        pge_errbuf_set(err, errsize,
+                       "--no-migrate and --migrate-cmd contradict each other: drop one (also "
+                       "PGENTRY_NO_MIGRATE, PGENTRY_MIGRATE_CMD)");
+        return PGE_CONFIG_INVALID;
+    }
     if (cfg->migrate_cmd && cfg->wait_migrations) {
         pge_errbuf_set(err, errsize,
                        "--migrate-cmd and --wait-migrations contradict each other: keep one");
+        return PGE_CONFIG_USAGE;
+    }
+    if (cfg->password_file && cfg->password_command) {
+        pge_errbuf_set(err, errsize,
+                       "--password-file and --password-command both give the password: keep one");
         return PGE_CONFIG_USAGE;
     }
     if (cfg->connect_timeout_ms == 0) {
@@ -235,6 +259,22 @@ struct reader {
     char *err;
     size_t errsize;
 };
+
+/* --format text|json, --format=text|json: the output of current, history and status. */
+static enum pge_config_result read_format(struct reader *rd, const char *a)
+{
+    const char *v = NULL;
+    if (a[8] == '=')
+        v = a + 9;
+    else if (rd->i + 1 < rd->argc)
+        v = rd->argv[++rd->i];
+    if (v && (strcmp(v, "text") == 0 || strcmp(v, "json") == 0)) {
+        rd->cfg->format_json = strcmp(v, "json") == 0;
+        return PGE_CONFIG_OK;
+    }
+    pge_errbuf_set(rd->err, rd->errsize, "--format takes text or json, not \"%s\"", v ? v : "");
+    return PGE_CONFIG_USAGE;
+}
 
 /* -m MESSAGE, --message MESSAGE, --message=MESSAGE. */
 static enum pge_config_result read_message(struct reader *rd, const char *a)
@@ -354,6 +394,12 @@ static enum pge_config_result read_arg(struct reader *rd)
         rd->sql_flag = 1;
         return PGE_CONFIG_OK;
     }
+    if (strcmp(a, "--exit-code") == 0) {
+        cfg->exit_code = 1;
+        return PGE_CONFIG_OK;
+    }
+    if (strcmp(a, "--format") == 0 || strncmp(a, "--format=", 9) == 0)
+        return read_format(rd, a);
     if (strcmp(a, "-m") == 0 || strcmp(a, "--message") == 0 || strncmp(a, "--message=", 10) == 0)
         return read_message(rd, a);
     if (strncmp(a, "--", 2) == 0)

@@ -1,10 +1,10 @@
 /* The --help text: every option with its variable and default, subcommands and exit codes. */
 #include "pgentry/config/config.h"
 
-#include <stdio.h>
+#include <string.h>
 
-/* C11 compilers need only take string literals of 4095 bytes: the text is two of them. */
-static const char *const usage_and_database =
+/* In parts: ISO C bounds one string literal to 4095 bytes. */
+static const char *const parts[] = {
     "pgentry " PGENTRY_VERSION
     " - container entrypoint: wait for PostgreSQL, migrate, run the app\n"
     "\n"
@@ -14,9 +14,11 @@ static const char *const usage_and_database =
     "  pgentry wait [OPTIONS]                   wait for every dependency, exit 0\n"
     "  pgentry upgrade [head|+N|VERSION] [--sql] apply pending migrations\n"
     "  pgentry downgrade -N|VERSION|base [--sql] revert with the .down.sql files\n"
-    "  pgentry current                          print the applied head version\n"
-    "  pgentry history                          every migration and its state\n"
-    "  pgentry status                           history, plus drift and notes\n"
+    "  pgentry current [--format json]          print the applied head version\n"
+    "  pgentry history [--format json]          every migration and its state\n"
+    "  pgentry status [--format json] [--exit-code]  history, plus drift and notes;\n"
+    "                                           --exit-code: 0 up to date, 1 pending,\n"
+    "                                           65 drift or out-of-order\n"
     "  pgentry stamp VERSION|head|base          record versions without running SQL\n"
     "  pgentry revision -m MESSAGE              create the next .up.sql/.down.sql pair\n"
     "  pgentry verify                           exit 65 if an applied file changed\n"
@@ -33,11 +35,16 @@ static const char *const usage_and_database =
     "  --connect-timeout DUR     PGENTRY_CONNECT_TIMEOUT  one attempt (5s)\n"
     "  --backoff-initial DUR     PGENTRY_BACKOFF_INITIAL  first retry ceiling (10ms)\n"
     "  --backoff-max DUR         PGENTRY_BACKOFF_MAX      retry ceiling cap (40ms)\n"
+    "  --password-file PATH      PGENTRY_PASSWORD_FILE    password, read before every "
+    "attempt\n"
+    "  --password-command CMD    PGENTRY_PASSWORD_COMMAND  /bin/sh -c CMD before every "
+    "attempt;\n"
+    "                                             its stdout is the password\n"
+    "  --create-database         PGENTRY_CREATE_DATABASE=1  on 3D000, CREATE DATABASE\n"
+    "                                             (through postgres, else template1)\n"
     "  --wait-tcp HOST:PORT      PGENTRY_WAIT_TCP   also wait for a TCP listener (repeat)\n"
     "  --wait-http URL           PGENTRY_WAIT_HTTP  also wait for a 2xx (repeat)\n"
-    "\n";
-
-static const char *const the_rest =
+    "\n",
     "Migrations:\n"
     "  --migrations DIR          PGENTRY_MIGRATIONS       migration files (./migrations)\n"
     "  --table NAME              PGENTRY_TABLE            history table "
@@ -57,6 +64,10 @@ static const char *const the_rest =
     "(0 = forever)\n"
     "  --lock-timeout DUR        PGENTRY_LOCK_TIMEOUT     SET lock_timeout per migration; "
     "retry on 55P03\n"
+    "  --statement-timeout DUR   PGENTRY_STATEMENT_TIMEOUT  per migration (0 = no limit,\n"
+    "                                             overriding the role's or server's)\n"
+    "  --format text|json        (current, history, status) machine-readable output\n"
+    "  --exit-code               (status) exit 1 if pending, 65 on drift/out-of-order\n"
     "  --sql                     (upgrade/downgrade) print the SQL, change nothing\n"
     "  -m MESSAGE                (revision) the new migration's name\n"
     "\n"
@@ -67,9 +78,11 @@ static const char *const the_rest =
     "                                             without a COMMAND, PGENTRY_EXEC is\n"
     "                                             ignored and --exec is an error\n"
     "  --stop-timeout DUR        PGENTRY_STOP_TIMEOUT   then SIGKILL (10s)\n"
+    "  --stop-delay DUR          PGENTRY_STOP_DELAY     after TERM/INT: readiness 503 at\n"
+    "                                             once, COMMAND signalled after DUR (0)\n"
     "  --signal-group            PGENTRY_SIGNAL_GROUP=1 signal the child's process group\n"
     "  --rewrite SIG:SIG         PGENTRY_REWRITE  e.g. TERM:QUIT; TO may be 0 (repeat)\n"
-    "  --user USER[:GROUP]       PGENTRY_USER     drop privileges before COMMAND\n"
+    "  --user USER[:GROUP]       PGENTRY_USER     drop privileges for COMMAND and --migrate-cmd\n"
     "\n"
     "Health:\n"
     "  --health-addr HOST:PORT   PGENTRY_HEALTH_ADDR  endpoint (0.0.0.0:8081; off "
@@ -84,12 +97,22 @@ static const char *const the_rest =
     "Exit codes: 0 ok; COMMAND's own code (128+N on signal N); 126/127 COMMAND not\n"
     "executable/not found; 64 usage; 65 migration failed; 69 dependency not ready in\n"
     "time; 70 internal; 75 migration lock not obtained; 77 PostgreSQL refused us for\n"
-    "good (password, pg_hba, database missing); 78 configuration error.\n";
+    "good (password, pg_hba, database missing); 78 configuration error.\n",
+};
 
 const char *pge_config_help(void)
 {
     static char text[8192];
-    if (!text[0])
-        snprintf(text, sizeof text, "%s%s", usage_and_database, the_rest);
+    if (text[0] == '\0') {
+        size_t used = 0;
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            size_t n = strlen(parts[i]);
+            if (used + n >= sizeof text)
+                break;
+            memcpy(text + used, parts[i], n);
+            used += n;
+        }
+        text[used] = '\0';
+    }
     return text;
 }

@@ -41,6 +41,32 @@ static int push_kv(struct pge_conninfo *p, const char *k, const char *v)
     return 0;
 }
 
+/* Noticing a dead peer: a silent network partition (no RST, no FIN) ends every connection
+ * within 30 s in every phase. Idle (waiting for a long statement's answer): 10 s, then 3
+ * probes 5 s apart; with data unacknowledged: tcp_user_timeout. Ignored on Unix sockets. */
+static const char *const tcp_defaults[][2] = {
+    {"keepalives", "1"},       {"keepalives_idle", "10"},     {"keepalives_interval", "5"},
+    {"keepalives_count", "3"}, {"tcp_user_timeout", "30000"},
+};
+
+static int has_keyword(const struct pge_conninfo *p, const char *k)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->keywords[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+/* Each default the user did not set explicitly. */
+static int add_tcp_defaults(struct pge_conninfo *p)
+{
+    for (size_t i = 0; i < sizeof tcp_defaults / sizeof tcp_defaults[0]; i++)
+        if (!has_keyword(p, tcp_defaults[i][0]) &&
+            push_kv(p, tcp_defaults[i][0], tcp_defaults[i][1]) < 0)
+            return -1;
+    return 0;
+}
+
 /* Split a comma-separated libpq list ("a,b") into at most max owned strings. */
 static int split_list(const char *s, char **out, size_t max, size_t *n)
 {
@@ -360,6 +386,8 @@ int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, c
     }
     if (take_options(out, opts, &host, &hostaddr, &port, err, errsize) < 0)
         goto done;
+    if (add_tcp_defaults(out) < 0)
+        goto oom;
     if (!host || !host[0])
         host = pge_config_getenv(envp, "PGHOST");
     if (!hostaddr || !hostaddr[0])
@@ -393,6 +421,15 @@ done:
     return rc;
 }
 
+int pge_conninfo_set_password_source(struct pge_conninfo *p, const char *file, const char *command)
+{
+    if (file && !(p->password_file = strdup(file)))
+        return -1;
+    if (command && !(p->password_command = strdup(command)))
+        return -1;
+    return 0;
+}
+
 void pge_conninfo_free(struct pge_conninfo *p)
 {
     if (!p)
@@ -409,5 +446,7 @@ void pge_conninfo_free(struct pge_conninfo *p)
         free(p->hosts[i].hostaddr);
     }
     free(p->display);
+    free(p->password_file);
+    free(p->password_command);
     memset(p, 0, sizeof *p);
 }

@@ -10,6 +10,7 @@
 
 #include "pgentry/common/errbuf.h"
 #include "pgentry/common/log.h"
+#include "pgentry/db/password.h"
 #include "pgentry/db/pgcheck.h"
 #include "pgentry/db/pgquery.h"
 #include "pgentry/db/pgstart.h"
@@ -19,7 +20,7 @@
 #define HOSTS_MAX      2048 /* the host and hostaddr lists */
 #define PORTS_MAX      512
 
-enum step { S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
+enum step { S_PASSWORD, S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
 
 /* The addresses of one conninfo host that names a server: looked up on a thread. */
 struct lookup {
@@ -52,7 +53,10 @@ struct pge_pgconn {
     PGconn *fallback; /* prefer-standby: the first other server that accepted us */
     struct pge_pgconn_error worst; /* the failure that decides the attempt's verdict and pace */
     size_t nfailed;
-    char failures[512]; /* "host:port: why; host:port: why" */
+    char failures[512];      /* "host:port: why; host:port: why" */
+    struct pge_password *pw; /* --password-command running */
+    int have_password;       /* from --password-file or --password-command: wins over the URL's */
+    char password[PGE_PASSWORD_MAX + 2]; /* kept for every host of the attempt, wiped at its end */
 };
 
 static void stop_all(struct pge_pgconn *c)
@@ -67,6 +71,9 @@ static void stop_all(struct pge_pgconn *c)
     c->resolving = 0;
     pge_pgstart_cancel(c->start);
     c->start = NULL;
+    pge_password_free(c->pw);
+    c->pw = NULL;
+    explicit_bzero(c->password, sizeof c->password);
     pge_pgquery_free(c->q);
     c->q = NULL;
     if (c->fallback) {
@@ -167,8 +174,9 @@ static void report(struct pge_pgconn *c, const struct pge_pgconn_error *e)
 {
     struct pge_pgconn_error agg;
     /* A host that did not resolve, refused, timed out or answered as the wrong kind of server
-     * does not stop the others. */
-    if (c->step != S_DONE) {
+     * does not stop the others. The password is the attempt's, not a host's: without it no
+     * other host can be tried. */
+    if (c->step != S_DONE && c->step != S_PASSWORD) {
         agg = *e;
         if (next_host(c, &agg))
             return;
@@ -218,7 +226,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     snprintf(msg, sizeof msg, "%s after %s",
-             c->step == S_RESOLVE   ? "name resolution timed out"
+             c->step == S_PASSWORD  ? "password command did not finish"
+             : c->step == S_RESOLVE ? "name resolution timed out"
              : c->step == S_CONNECT ? "connection timed out"
                                     : "server did not answer the check query",
              pge_log_fmt_ms(c->timeout_ms, d, sizeof d));
@@ -355,14 +364,20 @@ static int address_lists(const struct pge_pgconn *c, char *hosts, char *addrs, c
 static void begin_connect(struct pge_pgconn *c)
 {
     const struct pge_conninfo *p = c->params;
-    const char *kw[64 + 8];
-    const char *val[64 + 8];
+    const char *kw[64 + 9];
+    const char *val[64 + 9];
     size_t k = 0;
     char hosts[HOSTS_MAX], addrs[HOSTS_MAX], ports[PORTS_MAX];
 
     for (size_t i = 0; i < p->n && k < 64; i++) {
+        if (c->have_password && strcmp(p->keywords[i], "password") == 0)
+            continue;
         kw[k] = p->keywords[i];
         val[k++] = p->values[i];
+    }
+    if (c->have_password) {
+        kw[k] = "password";
+        val[k++] = c->password;
     }
     if (c->host < p->nhosts && c->lookups[c->host].r) {
         c->step = S_RESOLVE; /* its name is still being looked up: on_resolved() comes back */
@@ -455,20 +470,66 @@ static void start_in_thread(struct pge_pgconn *c)
 {
     char err[128];
     c->step = S_RESOLVE;
-    c->start = pge_pgstart_submit(c->off, c->params, start_done, c, err, sizeof err);
+    c->start = pge_pgstart_submit(c->off, c->params, c->have_password ? c->password : NULL,
+                                  start_done, c, err, sizeof err);
     if (!c->start)
         fail(c, PGE_ATTEMPT_OTHER, err, NULL);
 }
 
-static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+static void connect_now(struct pge_pgconn *c)
 {
-    struct pge_pgconn *c = w->data;
-    (void)loop;
-    (void)revents;
+    c->step = S_RESOLVE;
     if (c->params->nhosts == 0 && c->params->uses_service)
         start_in_thread(c);
     else
         resolve_and_connect(c);
+}
+
+static void on_password(void *arg, const char *password, const char *error)
+{
+    struct pge_pgconn *c = arg;
+    char why[128];
+    /* Both strings live in the run: copy before freeing it. */
+    if (password) {
+        pge_errbuf_set(c->password, sizeof c->password, "%s", password);
+        c->have_password = 1;
+    } else {
+        pge_errbuf_set(why, sizeof why, "%s", error);
+    }
+    pge_password_free(c->pw);
+    c->pw = NULL;
+    if (!c->have_password) {
+        fail(c, PGE_ATTEMPT_OTHER, why, NULL);
+        return;
+    }
+    connect_now(c);
+}
+
+/* --password-file is read here, on the loop: a bounded read of a small regular file (see
+ * pge_password_read_file). --password-command runs as a child watched by the loop. */
+static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pge_pgconn *c = w->data;
+    const struct pge_conninfo *p = c->params;
+    char err[512];
+    (void)loop;
+    (void)revents;
+    if (p->password_file || p->password_command)
+        c->step = S_PASSWORD;
+    if (p->password_file) {
+        if (pge_password_read_file(p->password_file, c->password, sizeof c->password, err,
+                                   sizeof err) < 0) {
+            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+            return;
+        }
+        c->have_password = 1;
+    } else if (p->password_command) {
+        c->pw = pge_password_run(c->loop, p->password_command, on_password, c, err, sizeof err);
+        if (!c->pw)
+            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+        return;
+    }
+    connect_now(c);
 }
 
 struct pge_pgconn *pge_pgconn_start(struct ev_loop *loop, struct pge_workqueue *off,

@@ -2,6 +2,7 @@
 #include "pgentry/db/pgstart.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "pgentry/common/errbuf.h"
 #include "pgentry/db/pgcheck.h"
@@ -12,6 +13,8 @@ struct pge_pgstart {
     void *arg;
     const char **kw;
     const char **val;
+    char *strings;  /* copies of the settings: the attempt and its params may go meanwhile */
+    char *password; /* the job's own copy (wiped on release), or NULL */
     PGconn *conn;
 };
 
@@ -28,6 +31,11 @@ static void start_release(struct pge_workqueue_job *job)
         PQfinish(j->conn);
     free(j->kw);
     free(j->val);
+    free(j->strings);
+    if (j->password) {
+        explicit_bzero(j->password, strlen(j->password));
+        free(j->password);
+    }
     free(j);
 }
 
@@ -50,7 +58,8 @@ void pge_pgstart_cancel(struct pge_pgstart *s)
 }
 
 struct pge_pgstart *pge_pgstart_submit(struct pge_workqueue *off, const struct pge_conninfo *p,
-                                       pge_pgstart_cb cb, void *arg, char *err, size_t errsize)
+                                       const char *password, pge_pgstart_cb cb, void *arg,
+                                       char *err, size_t errsize)
 {
     struct pge_pgstart *j = calloc(1, sizeof *j);
     const char *why = "out of memory";
@@ -59,20 +68,37 @@ struct pge_pgstart *pge_pgstart_submit(struct pge_workqueue *off, const struct p
     j->job.work = start_work;
     j->job.done = start_done;
     j->job.release = start_release;
-    j->kw = calloc(p->n + 3, sizeof *j->kw);
-    j->val = calloc(p->n + 3, sizeof *j->val);
-    if (!j->kw || !j->val)
+    j->kw = calloc(p->n + 4, sizeof *j->kw);
+    j->val = calloc(p->n + 4, sizeof *j->val);
+    size_t total = 1;
+    for (size_t i = 0; i < p->n; i++)
+        total += strlen(p->keywords[i]) + strlen(p->values[i]) + 2;
+    j->strings = malloc(total);
+    if (!j->kw || !j->val || !j->strings)
         goto error;
-    /* The strings belong to params, which outlives every attempt and its job. */
+    /* The thread reads its own copies: freeing the attempt (or params, at shutdown) while
+     * PQconnectStartParams() runs must not pull them away. The same for the password. */
+    char *pool = j->strings;
+    size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
-        j->kw[i] = p->keywords[i];
-        j->val[i] = p->values[i];
+        if (password && strcmp(p->keywords[i], "password") == 0)
+            continue;
+        j->kw[k] = pool;
+        pool = stpcpy(pool, p->keywords[i]) + 1;
+        j->val[k++] = pool;
+        pool = stpcpy(pool, p->values[i]) + 1;
     }
-    j->kw[p->n] = "fallback_application_name";
-    j->val[p->n] = pge_pgcheck_application_name();
+    if (password) {
+        if (!(j->password = strdup(password)))
+            goto error;
+        j->kw[k] = "password";
+        j->val[k++] = j->password;
+    }
+    j->kw[k] = "fallback_application_name";
+    j->val[k++] = pge_pgcheck_application_name();
     /* pgentry judges the server itself: PGTARGETSESSIONATTRS must not judge it too. */
-    j->kw[p->n + 1] = "target_session_attrs";
-    j->val[p->n + 1] = "any";
+    j->kw[k] = "target_session_attrs";
+    j->val[k] = "any";
     j->cb = cb;
     j->arg = arg;
     if (pge_workqueue_submit(off, &j->job) < 0) {

@@ -192,7 +192,8 @@ static void conn_serve(struct pge_conn *c)
     c->blocked = 0;
     while (c->phase == PGE_CONN_ACTIVE && c->in_len > 0) {
         struct pge_httpreq req;
-        int r = pge_httpreq_parse(c->in, c->in_len, &req);
+        /* A slow client's every byte must not re-read the whole head. */
+        int r = pge_httpreq_parse_next(c->in, c->in_len, &c->in_scanned, &req);
         if (r == PGE_HTTPREQ_PARTIAL)
             break;
         if (r < 0) {
@@ -206,6 +207,7 @@ static void conn_serve(struct pge_conn *c)
         /* req points into in: it is not used after the shift. */
         c->in_len -= (size_t)r;
         memmove(c->in, c->in + r, c->in_len);
+        c->in_scanned = 0;
         c->req_start = ev_now(c->h->loop);
     }
     /* Unanswered input at a close: a plain close() would reset the connection. */
@@ -402,7 +404,7 @@ void pge_conn_open(struct pge_health *h, int fd)
     c->peer_eof = c->blocked = c->linger = 0;
     c->nserved = 0;
     c->req_start = c->last_active = now;
-    c->in_len = c->out_off = c->out_len = 0;
+    c->in_len = c->in_scanned = c->out_off = c->out_len = 0;
     ev_io_init(&c->io, on_conn_io, fd, EV_READ);
     c->io.data = c;
     ev_timer_init(&c->timer, on_conn_timer, 0., 0.);

@@ -277,3 +277,30 @@ int pge_httpreq_parse(const char *buf, size_t len, struct pge_httpreq *req)
         return r;
     return (int)c.i;
 }
+
+/* Whether the bytes from `from` on can turn a PARTIAL head into a verdict: the end of the head
+ * ("\n\n" or "\n\r\n", which may start in the two bytes before), a byte never allowed in a
+ * head, or a length limit passed. */
+static int decisive(const unsigned char *b, size_t from, size_t len)
+{
+    if ((from <= PGE_HTTPREQ_LINE_MAX && len > PGE_HTTPREQ_LINE_MAX) || len > PGE_HTTPREQ_HEAD_MAX)
+        return 1;
+    for (size_t i = from >= 2 ? from - 2 : 0; i < len; i++) {
+        if (i >= from &&
+            ((b[i] < ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n') || b[i] == 0x7f))
+            return 1;
+        if (b[i] == '\n' && i + 1 < len &&
+            (b[i + 1] == '\n' || (b[i + 1] == '\r' && i + 2 < len && b[i + 2] == '\n')))
+            return 1;
+    }
+    return 0;
+}
+
+int pge_httpreq_parse_next(const char *buf, size_t len, size_t *scanned, struct pge_httpreq *req)
+{
+    size_t from = *scanned;
+    *scanned = len;
+    if (from == 0 || from >= len || decisive((const unsigned char *)buf, from, len))
+        return pge_httpreq_parse(buf, len, req);
+    return PGE_HTTPREQ_PARTIAL;
+}

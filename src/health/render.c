@@ -2,7 +2,10 @@
 #include "pgentry/health/render.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgentry/health/health.h"
 
@@ -73,6 +76,51 @@ static int render_ready(struct pge_json_buf *b, const struct pge_runstate *st, c
     return ok ? 200 : 503;
 }
 
+/* Seconds this instance has waited for the lock: the wait going on, else the runs' total. */
+static double lock_waited_seconds(const struct pge_runstate *st)
+{
+    if (st->lock.state == PGE_LOCK_WAITING) {
+        int64_t ms = pge_runstate_mono_ms() - st->lock.wait_started_mono_ms;
+        return (double)(ms < 0 ? 0 : ms) / 1000;
+    }
+    return (double)st->mig.lock_wait_ms / 1000;
+}
+
+/* migrations.lock and migrations.running: who holds the lock, and what runs under it. */
+static void render_lock(struct pge_json_buf *b, const struct pge_runstate *st)
+{
+    pge_json_puts(b, ",\"lock\":{\"state\":");
+    pge_json_string(b, pge_runstate_lock_name(st->lock.state));
+    pge_json_puts(b, ",\"holder\":");
+    if (st->lock.holder[0])
+        pge_json_string(b, st->lock.holder);
+    else
+        pge_json_puts(b, "null");
+    pge_json_puts(b, ",\"since\":");
+    if (st->lock.since_unix_ms > 0) {
+        char iso[40];
+        struct tm tm;
+        time_t secs = (time_t)(st->lock.since_unix_ms / 1000);
+        gmtime_r(&secs, &tm);
+        size_t n = strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(iso + n, sizeof iso - n, ".%03dZ", (int)(st->lock.since_unix_ms % 1000));
+        pge_json_string(b, iso);
+    } else {
+        pge_json_puts(b, "null");
+    }
+    pge_json_printf(b, ",\"waited_seconds\":%.3f}", lock_waited_seconds(st));
+    pge_json_puts(b, ",\"running\":");
+    if (!st->running.active) {
+        pge_json_puts(b, "null");
+        return;
+    }
+    pge_json_puts(b, "{\"version\":");
+    pge_json_string(b, st->running.version);
+    pge_json_puts(b, ",\"name\":");
+    pge_json_string(b, st->running.name);
+    pge_json_printf(b, ",\"line\":%u}", st->running.line);
+}
+
 static void render_status(struct pge_json_buf *b, const struct pge_runstate *st)
 {
     int64_t up = pge_runstate_mono_ms() - st->start_mono_ms;
@@ -94,12 +142,14 @@ static void render_status(struct pge_json_buf *b, const struct pge_runstate *st)
     if (st->mig.known) {
         pge_json_puts(b, ",\"migrations\":{\"current\":");
         pge_json_string(b, st->mig.current);
-        pge_json_printf(b, ",\"applied\":%u,\"pending\":%u,\"applied_this_run\":%u}",
+        pge_json_printf(b, ",\"applied\":%u,\"pending\":%u,\"applied_this_run\":%u",
                         st->mig.applied, st->mig.pending, st->mig.applied_this_run);
     } else {
         pge_json_puts(b, ",\"migrations\":{\"current\":null,\"applied\":null,\"pending\":null,"
-                         "\"applied_this_run\":0}");
+                         "\"applied_this_run\":0");
     }
+    render_lock(b, st);
+    pge_json_puts(b, "}");
     pge_json_puts(b, ",\"app\":{\"pid\":");
     if (st->app.pid > 0)
         pge_json_printf(b, "%ld", (long)st->app.pid);
@@ -120,6 +170,32 @@ static void metric_head(struct pge_json_buf *b, const char *name, const char *ty
                         const char *help)
 {
     pge_json_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The lock and the statement under it, as gauges. */
+static void render_lock_metrics(struct pge_json_buf *b, const struct pge_runstate *st)
+{
+    metric_head(b, "pgentry_migration_lock_state", "gauge",
+                "1 for the migration lock's state as this instance sees it, 0 for the others.");
+    for (int s = 0; s < PGE_LOCK_COUNT_; s++)
+        pge_json_printf(b, "pgentry_migration_lock_state{state=\"%s\"} %d\n",
+                        pge_runstate_lock_name((enum pge_lock_state)s),
+                        st->lock.state == (enum pge_lock_state)s);
+    metric_head(b, "pgentry_migration_lock_waited_seconds", "gauge",
+                "Time waited for the migration lock: the current wait, else in total.");
+    pge_json_printf(b, "pgentry_migration_lock_waited_seconds %.3f\n", lock_waited_seconds(st));
+    if (!st->running.active)
+        return;
+    char *end;
+    double v = strtod(st->running.version, &end);
+    if (end != st->running.version && *end == '\0') {
+        metric_head(b, "pgentry_migration_running_version", "gauge",
+                    "Version of the migration running now.");
+        pge_json_printf(b, "pgentry_migration_running_version %.0f\n", v);
+    }
+    metric_head(b, "pgentry_migration_running_line", "gauge",
+                "First line of the migration statement running now.");
+    pge_json_printf(b, "pgentry_migration_running_line %u\n", st->running.line);
 }
 
 /* The state pgentry reports: phase, database, migrations, application. */
@@ -170,6 +246,7 @@ static void render_state_metrics(struct pge_json_buf *b, const struct pge_runsta
                 "Time spent waiting for the migration lock.");
     pge_json_printf(b, "pgentry_migration_lock_wait_seconds_total %.3f\n",
                     (double)st->mig.lock_wait_ms / 1000);
+    render_lock_metrics(b, st);
 
     metric_head(b, "pgentry_app_up", "gauge", "1 while the supervised application runs.");
     pge_json_printf(b, "pgentry_app_up %d\n", st->app.running != 0);

@@ -63,11 +63,16 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     unsigned line = m->stmt.line;
     char where[600], state_desc[256], pbuf[1024], dbuf[1024];
 
-    if (pos) {
-        size_t off = pge_sqlsplit_char_offset(m->text + m->stmt.offset, m->stmt.length,
-                                              strtoul(pos, NULL, 10) - 1);
-        line = pge_sqlsplit_line_at(m->text, m->text_len, m->stmt.offset + off);
+    if (PQstatus(m->conn) != CONNECTION_OK) {
+        /* The session ended (pg_terminate_backend, a restart): not the statement's fault. */
+        PQclear(res);
+        pge_migrate_lost(m, "running a migration");
+        return;
     }
+
+    if (pos)
+        line = pge_sqlsplit_position_line(m->text, m->text_len, m->stmt.offset, m->stmt.length,
+                                          strtoul(pos, NULL, 10));
     snprintf(where, sizeof where, "%s:%u", m->path, line);
 
     /* lock_timeout fired: somebody holds a lock we need; retry the whole migration later. */
@@ -126,21 +131,10 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     pge_migrate_release(m, m->pending);
 }
 
-static void on_recorded(void *arg, PGresult *res)
+/* The migration's history row is written and committed: go on to the next one. */
+static void recorded(struct pge_migrate *m)
 {
-    struct pge_migrate *m = arg;
-    const struct pge_migplan_item *it;
-    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (ok)
-        m->in_tx = 0;
-    if (!pge_migrate_result_back(m, res, "recording the migration"))
-        return;
-    if (!ok) {
-        statement_failed(m, res);
-        return;
-    }
-    PQclear(res);
-    it = cur(m);
+    const struct pge_migplan_item *it = cur(m);
     int64_t ms = now_ms() - m->item_started_ms;
     if (it->file->repeatable) {
         pge_info("repeatable migration applied", PGE_STR("name", it->name),
@@ -170,26 +164,108 @@ static void on_recorded(void *arg, PGresult *res)
     next_item(m);
 }
 
+static void on_recorded(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (ok)
+        m->in_tx = 0;
+    if (!pge_migrate_result_back(m, res, "recording the migration"))
+        return;
+    if (!ok) {
+        statement_failed(m, res);
+        return;
+    }
+    PQclear(res);
+    recorded(m);
+}
+
+static void on_row_written(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_back(m, res, "recording the migration"))
+        return;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        statement_failed(m, res);
+        return;
+    }
+    PQclear(res);
+    /* SET LOCAL timeouts end with the transaction; without one, the session's SETs (the
+     * statement timeout always, the lock timeout when given) go back to their defaults. */
+    if (!m->no_tx) {
+        pge_migrate_send(m, "COMMIT", -1, NULL, on_recorded);
+        return;
+    }
+    struct pge_histsql_buf b = {0};
+    pge_histsql_reset_timeouts(&b, m->o.lock_timeout_ms);
+    pge_migrate_send_buf(m, &b, on_recorded);
+}
+
 static void record(struct pge_migrate *m)
 {
     const struct pge_migplan_item *it = cur(m);
     struct pge_histsql_buf b = {0};
-    if (it->file->repeatable)
-        pge_histsql_upsert_repeatable(&b, m->qrtable, it->name, m->checksum, -1, m->applied_by);
-    else if (it->action == PGE_MIGPLAN_DO_APPLY)
-        pge_histsql_insert(&b, m->qtable, it->version, it->name, m->checksum,
+    struct pge_histsql_row row;
+    int apply = it->action == PGE_MIGPLAN_DO_APPLY;
+    pge_histsql_row_params(&row, it->version, it->name, m->checksum,
                            m->no_tx ? now_ms() - m->item_started_ms : -1, m->applied_by);
-    else
-        pge_histsql_delete(&b, m->qtable, it->version);
-    if (m->no_tx && m->o.lock_timeout_ms > 0)
-        pge_histsql_appendf(&b, "; RESET lock_timeout");
-    if (!m->no_tx)
-        pge_histsql_appendf(&b, "; COMMIT");
+    int nparams = apply ? 5 : 1;
+    const char *const *values = row.values;
+    if (it->file->repeatable) {
+        /* The version ($1 of a history row) is not part of a repeatable's record. */
+        pge_histsql_upsert_repeatable_sql(&b, m->qrtable);
+        nparams = 4;
+        values = row.values + 1;
+    } else if (apply) {
+        pge_histsql_insert_sql(&b, m->qtable);
+    } else {
+        pge_histsql_delete_sql(&b, m->qtable);
+    }
     /* The record step has no statement of the file: errors point at its last line. */
     m->stmt.offset = m->text_len;
     m->stmt.length = 0;
     m->stmt.line = pge_sqlsplit_line_at(m->text, m->text_len, m->text_len);
-    pge_migrate_send_buf(m, &b, on_recorded);
+    pge_migrate_send_buf_params(m, &b, nparams, values, on_row_written);
+}
+
+static void on_invalid_indexes(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "checking the migration's indexes"))
+        return;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        record(m);
+        return;
+    }
+    const struct pge_migplan_item *it = cur(m);
+    char fix[300];
+    snprintf(fix, sizeof fix, "DROP INDEX CONCURRENTLY %s;", PQgetvalue(res, 0, 0));
+    pge_error("migration left an INVALID index (an interrupted CREATE INDEX CONCURRENTLY?); it "
+              "is not recorded as applied: drop the index, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("index", PQgetvalue(res, 0, 0)), PGE_STR("fix", fix),
+              PGE_INT("invalid_indexes", PQntuples(res)));
+    PQclear(res);
+    pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+}
+
+/* Before a no-transaction migration is recorded: an index build it ran and that was
+ * interrupted (by a stop, a restart, a cancelled earlier run) stays INVALID, and IF NOT EXISTS
+ * then skips it for good. Look for invalid indexes that the file names, or that sit on a table
+ * it names (auto-named ones, REINDEX's _ccnew). */
+static void check_invalid_indexes(struct pge_migrate *m)
+{
+    const char *params[1] = {m->text};
+    /* The statement spans point into m->text; it is NUL-terminated at text_len. */
+    pge_migrate_send(m,
+                     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c "
+                     "ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid JOIN "
+                     "pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND "
+                     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+                     "'pg\\_toast%' AND (strpos(lower($1), lower(c.relname)) > 0 OR "
+                     "strpos(lower($1), lower(t.relname)) > 0) ORDER BY 1",
+                     1, params, on_invalid_indexes);
 }
 
 static void on_statement(void *arg, PGresult *res)
@@ -254,6 +330,8 @@ static void next_statement(struct pge_migrate *m)
         char *end = m->text + m->stmt.offset + m->stmt.length;
         char saved = *end;
         *end = '\0';
+        if (m->o.state)
+            pge_runstate_running(m->o.state, it->version_text, it->name, m->stmt.line);
         int rc = pge_pgquery_send(m->q, m->text + m->stmt.offset, -1, NULL, on_statement, m);
         *end = saved;
         if (rc < 0)
@@ -261,7 +339,12 @@ static void next_statement(struct pge_migrate *m)
         return;
     }
     case PGE_SQLSPLIT_END:
-        record(m);
+        if (m->o.state)
+            pge_runstate_not_running(m->o.state);
+        if (m->no_tx)
+            check_invalid_indexes(m);
+        else
+            record(m);
         return;
     case PGE_SQLSPLIT_UNTERMINATED: {
         char where[600];
@@ -329,23 +412,13 @@ static void start_item(struct pge_migrate *m)
     pge_debug(down ? "reverting migration" : "applying migration",
               PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
               PGE_STR("file", m->path));
-    if (m->no_tx) {
-        if (m->o.lock_timeout_ms <= 0) {
-            next_statement(m);
-            return;
-        }
-        pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 0);
-    } else {
-        pge_histsql_appendf(&b, "BEGIN");
-        if (it->file->repeatable) {
-            /* Its record's table, made with the first repeatable that ever runs. */
-            pge_histsql_appendf(&b, "; ");
-            pge_histsql_create_repeatable_table(&b, m->qrtable);
-        }
-        if (m->o.lock_timeout_ms > 0) {
-            pge_histsql_appendf(&b, "; ");
-            pge_histsql_lock_timeout(&b, m->o.lock_timeout_ms, 1);
-        }
+    if (!m->no_tx)
+        pge_histsql_appendf(&b, "BEGIN; ");
+    pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !m->no_tx);
+    if (it->file->repeatable) {
+        /* Its record's table, made with the first repeatable that ever runs. */
+        pge_histsql_appendf(&b, "; ");
+        pge_histsql_create_repeatable_table(&b, m->qrtable);
     }
     pge_migrate_send_buf(m, &b, on_began);
 }
@@ -353,6 +426,8 @@ static void start_item(struct pge_migrate *m)
 static void on_stamped(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+        m->in_tx = 0;
     if (!pge_migrate_result_ok(m, res, PGRES_COMMAND_OK, "stamping"))
         return;
     PQclear(res);
@@ -361,28 +436,57 @@ static void on_stamped(void *arg, PGresult *res)
     pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_OK, 0));
 }
 
+/* One row of the stamp per call (BEGIN's result first), then COMMIT. */
+static void on_stamp_step(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK && m->item == 0)
+        m->in_tx = 1;
+    if (!pge_migrate_result_ok(m, res, PGRES_COMMAND_OK, "stamping"))
+        return;
+    PQclear(res);
+    if (m->item == m->plan.count) {
+        pge_migrate_send(m, "COMMIT", -1, NULL, on_stamped);
+        return;
+    }
+    const struct pge_migplan_item *it = &m->plan.items[m->item++];
+    struct pge_histsql_buf b = {0};
+    struct pge_histsql_row row;
+    int record_it = it->action == PGE_MIGPLAN_DO_RECORD;
+    pge_histsql_row_params(&row, it->version, it->name, it->file ? it->file->checksum : "", 0,
+                           m->applied_by);
+    if (record_it)
+        pge_histsql_insert_sql(&b, m->qtable);
+    else
+        pge_histsql_delete_sql(&b, m->qtable);
+    pge_migrate_send_buf_params(m, &b, record_it ? 5 : 1, row.values, on_stamp_step);
+}
+
 /* Stamp rows in one transaction: all recorded or none. */
 void pge_migrate_stamp(struct pge_migrate *m, FILE *print_to)
 {
-    struct pge_histsql_buf b = {0};
-    pge_histsql_appendf(&b, "BEGIN;\n");
-    for (size_t i = 0; i < m->plan.count; i++) {
-        const struct pge_migplan_item *it = &m->plan.items[i];
-        if (it->action == PGE_MIGPLAN_DO_RECORD)
-            pge_histsql_insert(&b, m->qtable, it->version, it->name, it->file->checksum, 0,
-                               m->applied_by);
-        else
-            pge_histsql_delete(&b, m->qtable, it->version);
-        pge_histsql_appendf(&b, ";\n");
-    }
-    pge_histsql_appendf(&b, "COMMIT;\n");
-    if (print_to && !b.failed) {
-        fputs(b.s, print_to);
+    if (print_to) {
+        struct pge_histsql_buf b = {0};
+        pge_histsql_appendf(&b, "BEGIN;\n");
+        for (size_t i = 0; i < m->plan.count; i++) {
+            const struct pge_migplan_item *it = &m->plan.items[i];
+            if (it->action == PGE_MIGPLAN_DO_RECORD)
+                pge_histsql_insert(&b, m->qtable, it->version, it->name, it->file->checksum, 0,
+                                   m->applied_by);
+            else
+                pge_histsql_delete(&b, m->qtable, it->version);
+            pge_histsql_appendf(&b, ";\n");
+        }
+        pge_histsql_appendf(&b, "COMMIT;\n");
+        int failed = b.failed;
+        if (!failed)
+            fputs(b.s, print_to);
         pge_histsql_buf_free(&b);
-        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_OK, 0));
+        pge_migrate_finish(m, PGE_OUTCOME(failed ? PGE_OUT_INTERNAL : PGE_OUT_OK, 0));
         return;
     }
-    pge_migrate_send_buf(m, &b, on_stamped);
+    m->item = 0;
+    pge_migrate_send(m, "BEGIN", -1, NULL, on_stamp_step);
 }
 
 static void next_item(struct pge_migrate *m)
@@ -407,10 +511,28 @@ static void next_item(struct pge_migrate *m)
     start_item(m);
 }
 
+/* A migration with no statement (a revision never filled in) would be recorded as applied
+ * with nothing done: refuse the plan before anything of it runs. Returns 0, or -1 after
+ * reporting. */
+static int check_empty(const struct pge_migrate *m)
+{
+    for (size_t i = 0; i < m->plan.count; i++) {
+        const struct pge_migplan_item *it = &m->plan.items[i];
+        if (it->action != PGE_MIGPLAN_DO_APPLY || !it->file->up_empty)
+            continue;
+        pge_error("migration has no statement (empty, or comments only): write its SQL or "
+                  "delete the file; nothing was applied",
+                  PGE_STR("migration", it->version_text), PGE_STR("file", it->file->up_path));
+        return -1;
+    }
+    return 0;
+}
+
 void pge_migrate_apply_plan(struct pge_migrate *m)
 {
-    if (pge_migrate_check_placeholders(m) < 0) {
-        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+    if ((m->op == PGE_MIGRATE_UPGRADE && check_empty(m) < 0) ||
+        pge_migrate_check_placeholders(m) < 0) {
+        pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
     }
     pge_info(m->op == PGE_MIGRATE_UPGRADE ? "applying migrations" : "reverting migrations",

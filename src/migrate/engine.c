@@ -43,7 +43,10 @@ void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
     ev_timer_stop(m->loop, &m->stop_timer);
     ev_timer_stop(m->loop, &m->kick);
     ev_io_stop(m->loop, &m->notify_io);
+    pge_migrate_lease_stop(m);
     pge_migrate_drop_item(m);
+    if (m->o.state)
+        pge_runstate_lock_free(m->o.state);
     m->cb(m->arg, out);
 }
 
@@ -69,7 +72,7 @@ void pge_migrate_abort(struct pge_migrate *m, struct pge_outcome out)
 /* Every query callback starts here: after a stop, whatever came back, wind down. */
 int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
 {
-    if (!m->stop_signo)
+    if (!m->stop_signo && !m->lease_lost)
         return 0;
     PQclear(res);
     if (m->text && m->no_tx && m->stmts_done > 0) {
@@ -83,8 +86,43 @@ int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_INT("statements_committed", m->stmts_done), PGE_STR("stopped_at", where));
     }
-    pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo));
+    pge_migrate_abort(m, m->stop_signo ? PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo)
+                                       : PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
     return 1;
+}
+
+static const char *ordinal(unsigned n)
+{
+    if (n % 100 >= 11 && n % 100 <= 13)
+        return "th";
+    return n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+}
+
+/* The connection went inside a no-transaction migration: what of it is committed. */
+static void say_what_stays(const struct pge_migrate *m)
+{
+    const struct pge_migplan_item *it = &m->plan.items[m->item];
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    unsigned total = 0;
+    char done[128], where[600];
+    pge_sqlsplit_init(&sp, m->text, m->text_len);
+    while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT)
+        total++;
+    if (m->stmts_done == 0)
+        snprintf(done, sizeof done, "no statement of %u completed; the 1st was interrupted", total);
+    else if (m->stmts_done >= total)
+        snprintf(done, sizeof done, "all %u statements completed; the record was interrupted",
+                 total);
+    else
+        snprintf(done, sizeof done, "statements 1-%u of %u completed; the %u%s was interrupted",
+                 m->stmts_done, total, m->stmts_done + 1, ordinal(m->stmts_done + 1));
+    snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
+    pge_error("connection lost inside a no-transaction migration: the statements it completed "
+              "stay committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
+              "repair by hand, then run again",
+              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+              PGE_STR("statements", done), PGE_STR("at", where));
 }
 
 void pge_migrate_lost(struct pge_migrate *m, const char *what)
@@ -93,6 +131,12 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(m->conn));
     msg[strcspn(msg, "\n")] = '\0';
     pge_error("lost the database connection", PGE_STR("during", what), PGE_STR("error", msg));
+    if (m->text && m->no_tx && m->item < m->plan.count)
+        say_what_stays(m);
+    else if (m->text && m->in_tx && m->item < m->plan.count)
+        pge_error("the server rolled the migration back: nothing of it was applied; run again",
+                  PGE_STR("migration", m->plan.items[m->item].version_text),
+                  PGE_STR("name", m->plan.items[m->item].name));
     m->locked = 0;
     m->in_tx = 0;
     pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
@@ -101,17 +145,29 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
 /* A query failed outside a migration's own statements. */
 void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *what)
 {
-    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    char msg[512];
+    /* Copies: the fields live in res, which is cleared before they are looked at again. */
+    const char *field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char st[8], msg[512];
+    snprintf(st, sizeof st, "%s", field ? field : "");
     snprintf(msg, sizeof msg, "%s",
              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                  : PQresultErrorMessage(res));
-    pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st ? st : ""),
-              PGE_STR("error", msg));
+    msg[strcspn(msg, "\n")] = '\0';
     PQclear(res);
     /* 3F000: the schema of --table does not exist; 42501: no right to create the table. */
-    if (st && (strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0))
+    int config = strcmp(st, "3F000") == 0 || strcmp(st, "42501") == 0;
+    if (config)
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg),
+                  PGE_STR("fix", st[0] == '3' ? "create the schema, or name an existing one in "
+                                                "--table (schema.table) or the search_path"
+                                              : "grant the role CREATE on the schema of --table, "
+                                                "or name another schema in --table"));
+    else
+        pge_error("database query failed", PGE_STR("during", what), PGE_STR("sqlstate", st),
+                  PGE_STR("error", msg));
+    if (config)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
     else
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
@@ -126,13 +182,19 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
     return -1;
 }
 
-void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+void pge_migrate_send_buf_params(struct pge_migrate *m, struct pge_histsql_buf *b, int nparams,
+                                 const char *const *params, pge_pgquery_cb cb)
 {
     if (b->failed)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
     else
-        pge_migrate_send(m, b->s, -1, NULL, cb);
+        pge_migrate_send(m, b->s, nparams, params, cb);
     pge_histsql_buf_free(b);
+}
+
+void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb)
+{
+    pge_migrate_send_buf_params(m, b, -1, NULL, cb);
 }
 
 int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *what)
@@ -247,6 +309,9 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
     char *rtable = pge_migfile_fmt("%s_repeatable", opts->table);
     m->qrtable = rtable ? pge_histsql_quote_table(rtable, NULL) : NULL;
     free(rtable);
+    char lease_table[300];
+    snprintf(lease_table, sizeof lease_table, "%s_lock", opts->table);
+    m->qlease = pge_histsql_quote_table(lease_table, NULL);
     if (slen)
         snprintf(m->schema, sizeof m->schema, "%.*s", (int)slen, opts->table);
     char host[64] = "";
@@ -256,6 +321,7 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
     snprintf(m->applied_by, sizeof m->applied_by, "pgentry %s on %s", PGENTRY_VERSION,
              host[0] ? host : "unknown host");
     pge_migrate_lock_init(m);
+    pge_migrate_lease_init(m);
     ev_timer_init(&m->stop_timer, on_stop_grace, STOP_GRACE_MS / 1000.0, 0.0);
     m->stop_timer.data = m;
     ev_timer_init(&m->kick, on_kick, 0.0, 0.0);
@@ -293,6 +359,45 @@ static void cancel_release(struct pge_workqueue_job *job)
     free(j);
 }
 
+/* When a query is in flight, cancel it and return 1 (its callback winds down); else 0. */
+static int cancel_running(struct pge_migrate *m, const char *msg)
+{
+    if (!m->q || !pge_pgquery_busy(m->q))
+        return 0;
+    /* PQcancel opens its own connection and blocks: it runs on a worker thread. The
+     * running query then ends with 57014 and pge_migrate_stopping() rolls back. */
+    struct cancel_job *j = calloc(1, sizeof *j);
+    if (j && (j->cancel = PQgetCancel(m->conn))) {
+        j->job.work = cancel_work;
+        j->job.release = cancel_release;
+        if (pge_workqueue_submit(m->off, &j->job) == 0) {
+            pge_info(msg);
+            return 1;
+        }
+        cancel_release(&j->job);
+    } else {
+        free(j);
+    }
+    return 1;
+}
+
+void pge_migrate_interrupt(struct pge_migrate *m)
+{
+    if (m->finished)
+        return;
+    if (m->cmd_pid > 0) {
+        /* on_cmd_exit reports MIGRATION_FAILED once it is gone. */
+        m->lock_lost = 1;
+        kill(-m->cmd_pid, SIGTERM);
+        return;
+    }
+    if (cancel_running(m, "migration lock lost: cancelling the running statement"))
+        return;
+    ev_timer_stop(m->loop, &m->timer);
+    ev_io_stop(m->loop, &m->notify_io);
+    pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+}
+
 void pge_migrate_stop(struct pge_migrate *m, int signo)
 {
     if (m->finished || m->stop_signo)
@@ -307,23 +412,8 @@ void pge_migrate_stop(struct pge_migrate *m, int signo)
         return;
     }
     ev_timer_start(m->loop, &m->stop_timer);
-    if (m->q && pge_pgquery_busy(m->q)) {
-        /* PQcancel opens its own connection and blocks: it runs on a worker thread. The
-         * running query then ends with 57014 and pge_migrate_stopping() rolls back. */
-        struct cancel_job *j = calloc(1, sizeof *j);
-        if (j && (j->cancel = PQgetCancel(m->conn))) {
-            j->job.work = cancel_work;
-            j->job.release = cancel_release;
-            if (pge_workqueue_submit(m->off, &j->job) == 0) {
-                pge_info("stop signal: cancelling the running statement");
-                return;
-            }
-            cancel_release(&j->job);
-        } else {
-            free(j);
-        }
+    if (cancel_running(m, "stop signal: cancelling the running statement"))
         return;
-    }
     /* Idle (waiting for the lock, or between polls): wind down now. */
     ev_timer_stop(m->loop, &m->timer);
     ev_io_stop(m->loop, &m->notify_io);
@@ -341,6 +431,8 @@ void pge_migrate_free(struct pge_migrate *m)
     ev_timer_stop(m->loop, &m->kick);
     if (m->cmd_pid > 0)
         ev_child_stop(m->loop, &m->cmd_child);
+    if (m->cmd_report_fd >= 0)
+        close(m->cmd_report_fd);
     pge_pgquery_free(m->q);
     pge_migplan_free(&m->plan);
     PQclear(m->hist);
@@ -350,6 +442,8 @@ void pge_migrate_free(struct pge_migrate *m)
     free(m->qrtable);
     free(m->text);
     free(m->raw);
+    pge_migrate_lease_stop(m);
     free(m->qtable);
+    free(m->qlease);
     free(m);
 }

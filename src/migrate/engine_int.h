@@ -22,6 +22,8 @@
 #define FIRST_REPEAT_LOG 1000 /* ms before the lock holder is reported again */
 #define MAX_REPEAT_LOG   30000
 #define NOTIFY_CHANNEL   "pgentry_migrations"
+/* Behind a pooler the lock is a lease row this long, renewed every third of it. */
+#define PGE_MIGRATE_LEASE_MS 30000
 
 /* Every stage (engine, history, lock, apply, extcmd, sqlprint, waitapplied) works on this one
  * record; each query callback gets it as arg. */
@@ -59,6 +61,17 @@ struct pge_migrate {
     int64_t wait_deadline_ms;
     int listening;
 
+    /* which lock: chosen once per run (a pooler in front: the lease row) */
+    int lock_chosen;
+    int lease;
+    long first_backend_pid;
+    char *qlease; /* "schema"."table_lock" */
+    char lease_holder[128];
+    ev_timer lease_timer;
+    int64_t lease_sent_ms, lease_ok_ms;  /* the lease is ours until lease_ok_ms + LEASE_MS */
+    struct pge_workqueue_job *lease_job; /* a renewal in flight */
+    int lease_lost;
+
     /* the migration being run */
     size_t item;
     char *text;
@@ -80,6 +93,7 @@ struct pge_migrate {
 
     /* --migrate-cmd */
     pid_t cmd_pid;
+    int cmd_report_fd; /* the spawn report pipe (a failed --user switch or exec), or -1 */
     ev_child cmd_child;
     ev_io lock_watch; /* the lock's session while the command runs: it must not go away */
     int lock_lost;
@@ -117,6 +131,9 @@ int pge_migrate_send(struct pge_migrate *m, const char *sql, int nparams, const 
 /* Send the SQL built in b (freed here) like pge_migrate_send(); when building it ran out of
  * memory, abort with INTERNAL instead. */
 void pge_migrate_send_buf(struct pge_migrate *m, struct pge_histsql_buf *b, pge_pgquery_cb cb);
+/* pge_migrate_send_buf() with nparams text parameters (NULL for SQL NULL; -1: none). */
+void pge_migrate_send_buf_params(struct pge_migrate *m, struct pge_histsql_buf *b, int nparams,
+                                 const char *const *params, pge_pgquery_cb cb);
 /* The common start of a query callback: 1 when res has status want (res is the caller's);
  * otherwise a stop, a lost connection or the failure of what was handled (res cleared), 0. */
 int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType want,
@@ -127,6 +144,9 @@ int pge_migrate_result_back(struct pge_migrate *m, PGresult *res, const char *wh
 /* Stop m->timer and set it to call cb(m) after delay_ms; the caller starts it. */
 void pge_migrate_set_timer(struct pge_migrate *m, void (*cb)(struct ev_loop *, ev_timer *, int),
                            int64_t delay_ms);
+/* The lock was lost while working: kill the migrate command, or cancel the running statement
+ * (pge_migrate_stopping() then winds down with MIGRATION_FAILED), or abort now when idle. */
+void pge_migrate_interrupt(struct pge_migrate *m);
 /* Forget the running migration's text. */
 void pge_migrate_drop_item(struct pge_migrate *m);
 
@@ -140,6 +160,22 @@ void pge_migrate_lock_init(struct pge_migrate *m);
 void pge_migrate_start_lock(struct pge_migrate *m);
 /* Release the lock (if held; NOTIFY waiters when something was applied) and report out. */
 void pge_migrate_release(struct pge_migrate *m, struct pge_outcome out);
+/* The lock (either kind) is busy: try again with retry after the backoff's delay, or give up
+ * (LOCK_TIMEOUT) once --lock-wait is over. */
+void pge_migrate_lock_retry(struct pge_migrate *m,
+                            void (*retry)(struct ev_loop *, ev_timer *, int));
+/* The lock (either kind) is held: prepare the session and go on. */
+void pge_migrate_locked(struct pge_migrate *m);
+
+/* ---- lease.c: the lock behind a connection pooler ---- */
+void pge_migrate_lease_init(struct pge_migrate *m);
+/* Create the lease table if needed, then poll for the lease like for the advisory lock. */
+void pge_migrate_lease_start(struct pge_migrate *m);
+void pge_migrate_lease_try(struct pge_migrate *m);
+/* Stop renewing (the timer, a renewal in flight). */
+void pge_migrate_lease_stop(struct pge_migrate *m);
+/* Append the SELECT that deletes our lease row and says whether it was still ours. */
+int pge_migrate_lease_release_sql(struct pge_migrate *m, struct pge_histsql_buf *b);
 
 /* ---- apply.c: apply or revert the plan, stamp ---- */
 void pge_migrate_apply_plan(struct pge_migrate *m);

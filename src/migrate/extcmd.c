@@ -7,22 +7,46 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "pgentry/common/log.h"
-#include "pgentry/supervise/supervisor.h"
+#include "pgentry/supervise/spawn.h"
 
 static void on_lock_watch(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Whether the command never ran: its child reported a failed --user switch or exec before
+ * exiting (the report is in the pipe by the time the child is reaped). Logs why; *out is CONFIG
+ * for --user (78, as for COMMAND), MIGRATION_FAILED for an exec failure. */
+static int start_failed(struct pge_migrate *m, struct pge_outcome *out)
+{
+    struct pge_spawn_report r;
+    char err[512];
+    ssize_t n = read(m->cmd_report_fd, &r, sizeof r);
+    close(m->cmd_report_fd);
+    m->cmd_report_fd = -1;
+    if (n != (ssize_t)sizeof r)
+        return 0;
+    struct pge_outcome o = pge_spawn_failure(&r, m->o.user, "/bin/sh", err, sizeof err);
+    pge_error(err, PGE_STR("command", m->o.migrate_cmd));
+    *out = o.kind == PGE_OUT_CONFIG ? o : PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0);
+    return 1;
+}
 
 static void on_cmd_exit(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct pge_migrate *m = w->data;
     int st = w->rstatus;
+    struct pge_outcome failed;
     (void)revents;
     if (!WIFEXITED(st) && !WIFSIGNALED(st))
         return;
     ev_child_stop(loop, w);
     ev_io_stop(loop, &m->lock_watch);
     m->cmd_pid = 0;
+    if (start_failed(m, &failed)) {
+        pge_migrate_release(m, failed);
+        return;
+    }
     if (m->lock_lost) {
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
@@ -69,16 +93,32 @@ void pge_migrate_run_command(struct pge_migrate *m)
         env[k++] = url;
     }
     env[k] = NULL;
+    /* --user: the command gets COMMAND's identity and HOME, through the same spawn. */
+    char **user_env = m->o.account ? pge_privdrop_environ(m->o.account, env) : NULL;
+    if (m->o.account && !user_env) {
+        free(url);
+        free(env);
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
     pge_info("running migrate command under the migration lock",
              PGE_STR("command", m->o.migrate_cmd));
     fflush(stdout);
     char *argv[] = {"/bin/sh", "-c", (char *)m->o.migrate_cmd, NULL};
-    pid_t pid = pge_supervisor_spawn("/bin/sh", argv, env, m->o.orig_mask);
-    int e = errno;
+    struct pge_spawn_cmd cmd = {
+        .argv = argv,
+        .envp = user_env ? user_env : env,
+        .account = m->o.account,
+        .orig_mask = m->o.orig_mask,
+        .tty_fd = -1,
+    };
+    char err[512];
+    pid_t pid = pge_spawn_command(&cmd, &m->cmd_report_fd, err, sizeof err);
+    free(user_env);
     free(url);
     free(env);
     if (pid < 0) {
-        pge_error("could not start the migrate command", PGE_STR("error", strerror(e)));
+        pge_error("could not start the migrate command", PGE_STR("error", err));
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
         return;
     }
@@ -118,4 +158,5 @@ void pge_migrate_extcmd_init(struct pge_migrate *m)
 {
     ev_init(&m->lock_watch, on_lock_watch);
     m->lock_watch.data = m;
+    m->cmd_report_fd = -1;
 }

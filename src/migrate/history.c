@@ -202,23 +202,37 @@ static int make_plan(struct pge_migrate *m)
 /* The read-only reports: print and finish. Returns 0 when m->op is not one of them. */
 static int report(struct pge_migrate *m)
 {
-    switch (m->op) {
-    case PGE_MIGRATE_CURRENT:
-        printf("%s\n", m->plan.head_text);
-        break;
-    case PGE_MIGRATE_HISTORY:
-    case PGE_MIGRATE_STATUS:
-        pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table);
-        break;
-    case PGE_MIGRATE_VERIFY:
-        printf("ok: every applied migration matches its file (%zu applied)\n",
-               m->plan.states[PGE_MIGPLAN_IS_APPLIED]);
-        break;
-    default:
-        return 0;
+    struct pge_outcome out = PGE_OUTCOME(PGE_OUT_OK, 0);
+    if (m->o.format_json && (m->op == PGE_MIGRATE_CURRENT || m->op == PGE_MIGRATE_HISTORY ||
+                             m->op == PGE_MIGRATE_STATUS)) {
+        enum pge_report_kind k = m->op == PGE_MIGRATE_CURRENT   ? PGE_REPORT_CURRENT
+                                 : m->op == PGE_MIGRATE_HISTORY ? PGE_REPORT_HISTORY
+                                                                : PGE_REPORT_STATUS;
+        if (pge_report_print_json(stdout, &m->plan, k, m->o.table) < 0) {
+            pge_error("could not write the JSON report to stdout");
+            out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        }
+    } else {
+        switch (m->op) {
+        case PGE_MIGRATE_CURRENT:
+            printf("%s\n", m->plan.head_text);
+            break;
+        case PGE_MIGRATE_HISTORY:
+        case PGE_MIGRATE_STATUS:
+            pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table);
+            break;
+        case PGE_MIGRATE_VERIFY:
+            printf("ok: every applied migration matches its file (%zu applied)\n",
+                   m->plan.states[PGE_MIGPLAN_IS_APPLIED]);
+            break;
+        default:
+            return 0;
+        }
     }
+    if (out.kind == PGE_OUT_OK && m->op == PGE_MIGRATE_STATUS && m->o.exit_code)
+        out = pge_report_exit_code(&m->plan, m->o.allow_out_of_order);
     fflush(stdout);
-    pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_OK, 0));
+    pge_migrate_finish(m, out);
     return 1;
 }
 

@@ -152,6 +152,33 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
     pge_histsql_append(b, ")", 1);
 }
 
+void pge_histsql_row_params(struct pge_histsql_row *r, int64_t version, const char *name,
+                            const char *checksum, int64_t duration_ms, const char *applied_by)
+{
+    snprintf(r->version, sizeof r->version, "%lld", (long long)version);
+    snprintf(r->duration, sizeof r->duration, "%lld", (long long)duration_ms);
+    r->values[0] = r->version;
+    r->values[1] = name;
+    r->values[2] = checksum;
+    r->values[3] = duration_ms < 0 ? NULL : r->duration;
+    r->values[4] = applied_by;
+}
+
+void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable)
+{
+    pge_histsql_appendf(b,
+                        "INSERT INTO %s (version, name, checksum, duration_ms, applied_by) "
+                        "VALUES ($1::bigint, $2::text, $3::text, coalesce($4::integer, "
+                        "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), "
+                        "$5::text)",
+                        qtable);
+}
+
+void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable)
+{
+    pge_histsql_appendf(b, "DELETE FROM %s WHERE version = $1::bigint", qtable);
+}
+
 void pge_histsql_create_repeatable_table(struct pge_histsql_buf *b, const char *qrtable)
 {
     pge_histsql_appendf(b,
@@ -179,6 +206,18 @@ void pge_histsql_upsert_repeatable(struct pge_histsql_buf *b, const char *qrtabl
                            "applied_by = EXCLUDED.applied_by");
 }
 
+void pge_histsql_upsert_repeatable_sql(struct pge_histsql_buf *b, const char *qrtable)
+{
+    pge_histsql_appendf(b,
+                        "INSERT INTO %s (name, checksum, duration_ms, applied_by) "
+                        "VALUES ($1::text, $2::text, coalesce($3::integer, "
+                        "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), "
+                        "$4::text) ON CONFLICT (name) DO UPDATE SET checksum = "
+                        "EXCLUDED.checksum, applied_at = now(), duration_ms = "
+                        "EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by",
+                        qrtable);
+}
+
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version)
 {
     pge_histsql_appendf(b, "DELETE FROM %s WHERE version = %lld", qtable, (long long)version);
@@ -187,6 +226,24 @@ void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t v
 void pge_histsql_lock_timeout(struct pge_histsql_buf *b, int64_t ms, int local)
 {
     pge_histsql_appendf(b, "SET %slock_timeout = '%lldms'", local ? "LOCAL " : "", (long long)ms);
+}
+
+void pge_histsql_timeouts(struct pge_histsql_buf *b, int64_t statement_ms, int64_t lock_ms,
+                          int local)
+{
+    pge_histsql_appendf(b, "SET %sstatement_timeout = '%lldms'", local ? "LOCAL " : "",
+                        (long long)statement_ms);
+    if (lock_ms > 0) {
+        pge_histsql_append(b, "; ", 2);
+        pge_histsql_lock_timeout(b, lock_ms, local);
+    }
+}
+
+void pge_histsql_reset_timeouts(struct pge_histsql_buf *b, int64_t lock_ms)
+{
+    pge_histsql_appendf(b, "RESET statement_timeout");
+    if (lock_ms > 0)
+        pge_histsql_appendf(b, "; RESET lock_timeout");
 }
 
 /* The next word of s[*i..len) (letters only), lowercased into w; skips blanks and comments. */

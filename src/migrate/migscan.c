@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pgentry/common/errbuf.h"
+#include "pgentry/migrate/sqlsplit.h"
 #include "migfile_int.h"
 
 /* ---- Directory scan -------------------------------------------------------------------- */
@@ -306,6 +307,15 @@ static enum pge_migfile_result read_directives(const char *path, const char *tex
     return PGE_MIGFILE_OK;
 }
 
+/* An unterminated construct counts as a statement: applying it reports the construct. */
+static int has_statement(const char *text, size_t len)
+{
+    struct pge_sqlsplit sp;
+    struct pge_sqlsplit_stmt st;
+    pge_sqlsplit_init(&sp, text, len);
+    return pge_sqlsplit_next(&sp, &st) != PGE_SQLSPLIT_END;
+}
+
 /* Fill one item from its group: copies of the names, paths, checksum and transaction marks. */
 static enum pge_migfile_result load_item(const char *dir, const struct found *g, size_t n,
                                          struct pge_migfile *m, char *err, size_t errsize)
@@ -329,6 +339,7 @@ static enum pge_migfile_result load_item(const char *dir, const struct found *g,
     if (rc != PGE_MIGFILE_OK)
         goto out;
     rc = read_directives(m->up_path, text, len, &m->no_transaction, &m->envsubst, err, errsize);
+    m->up_empty = !has_statement(text, len);
     free(text);
     text = NULL;
     if (rc != PGE_MIGFILE_OK)
@@ -363,9 +374,11 @@ static enum pge_migfile_result load_repeatables(struct pge_migset *set, char *er
         char *text = NULL;
         size_t len;
         rc = pge_migfile_read(r->up_path, &text, &len, r->checksum, err, errsize);
-        if (rc == PGE_MIGFILE_OK)
+        if (rc == PGE_MIGFILE_OK) {
             rc = read_directives(r->up_path, text, len, &r->no_transaction, &r->envsubst, err,
                                  errsize);
+            r->up_empty = !has_statement(text, len);
+        }
         free(text);
         if (rc == PGE_MIGFILE_OK && r->no_transaction) {
             pge_errbuf_set(err, errsize,

@@ -40,19 +40,16 @@ void pge_migrate_print_sql(struct pge_migrate *m)
         if (down ? it->file->down_envsubst : it->file->envsubst)
             printf("-- envsubst: pgentry replaces each ${NAME} below with the environment's "
                    "value when it applies the file; values are not printed\n");
-        if (it->file->repeatable) {
-            b = (struct pge_histsql_buf){0};
-            pge_histsql_create_repeatable_table(&b, m->qrtable);
-            printf("%s;\n", b.s ? b.s : "");
-            pge_histsql_buf_free(&b);
-        }
-        if (!no_tx) {
+        if (!no_tx)
             printf("BEGIN;\n");
-            if (m->o.lock_timeout_ms > 0)
-                printf("SET LOCAL lock_timeout = '%lldms';\n", (long long)m->o.lock_timeout_ms);
-        } else if (m->o.lock_timeout_ms > 0) {
-            printf("SET lock_timeout = '%lldms';\n", (long long)m->o.lock_timeout_ms);
+        b = (struct pge_histsql_buf){0};
+        pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !no_tx);
+        if (it->file->repeatable) {
+            pge_histsql_appendf(&b, ";\n");
+            pge_histsql_create_repeatable_table(&b, m->qrtable);
         }
+        printf("%s;\n", b.s ? b.s : "");
+        pge_histsql_buf_free(&b);
         fwrite(text, 1, len, stdout);
         if (len && text[len - 1] != '\n')
             putchar('\n');
@@ -75,8 +72,12 @@ void pge_migrate_print_sql(struct pge_migrate *m)
                                m->applied_by);
         printf("%s;\n", b.s ? b.s : "");
         pge_histsql_buf_free(&b);
-        if (no_tx && m->o.lock_timeout_ms > 0)
-            printf("RESET lock_timeout;\n");
+        if (no_tx) {
+            b = (struct pge_histsql_buf){0};
+            pge_histsql_reset_timeouts(&b, m->o.lock_timeout_ms);
+            printf("%s;\n", b.s ? b.s : "");
+            pge_histsql_buf_free(&b);
+        }
         if (!no_tx)
             printf("COMMIT;\n");
     }

@@ -463,3 +463,14 @@ size_t pge_sqlsplit_char_offset(const char *stmt, size_t len, unsigned long posi
             ;
     return i;
 }
+
+unsigned pge_sqlsplit_position_line(const char *sql, size_t len, size_t stmt_offset,
+                                    size_t stmt_len, unsigned long position)
+{
+    if (stmt_offset > len)
+        stmt_offset = len;
+    if (stmt_len > len - stmt_offset)
+        stmt_len = len - stmt_offset;
+    size_t off = pge_sqlsplit_char_offset(sql ? sql + stmt_offset : NULL, stmt_len, position);
+    return pge_sqlsplit_line_at(sql, len, stmt_offset + off);
+}

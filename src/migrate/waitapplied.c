@@ -1,6 +1,8 @@
 /* --wait-migrations: apply nothing, wait (NOTIFY or polling) until every migration is applied. */
 #include "engine_int.h"
 
+#include <stdlib.h>
+
 #include "pgentry/common/log.h"
 
 static void on_timer_reread(struct ev_loop *loop, ev_timer *w, int revents)
@@ -44,6 +46,25 @@ static void on_listen(void *arg, PGresult *res)
     pge_migrate_read_history(m);
 }
 
+/* Behind a pooler (its own cancel key: PQbackendPID() is not our server process) a LISTEN
+ * would stay with a pooled server connection and its notifications never reach us: poll. */
+static void on_backend_pid(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (pge_migrate_stopping(m, res))
+        return;
+    int direct = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                 strtol(PQgetvalue(res, 0, 0), NULL, 10) == (long)PQbackendPID(m->conn);
+    PQclear(res);
+    if (direct) {
+        pge_migrate_send(m, "LISTEN " NOTIFY_CHANNEL, -1, NULL, on_listen);
+        return;
+    }
+    pge_info("connection pooler detected: polling the history instead of LISTEN");
+    m->listening = 1;
+    pge_migrate_read_history(m);
+}
+
 /* The migrating replica NOTIFYs after each migration; poll too, in case it is an older tool. */
 static void wait_again(struct pge_migrate *m)
 {
@@ -79,7 +100,7 @@ void pge_migrate_wait_step(struct pge_migrate *m)
         pge_info("waiting for another instance to apply migrations",
                  PGE_STR("current", m->plan.head_text),
                  PGE_INT("pending", (long long)m->plan.count));
-        pge_migrate_send(m, "LISTEN " NOTIFY_CHANNEL, -1, NULL, on_listen);
+        pge_migrate_send(m, "SELECT pg_backend_pid()", -1, NULL, on_backend_pid);
         return;
     }
     wait_again(m);

@@ -1,7 +1,10 @@
 /* libcurl's multi interface driven by the libev loop: HTTP without blocking or threads of ours. */
 #include "pgentry/net/curlloop.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+
+#include "pgentry/common/cloexec.h"
 
 struct transfer {
     pge_curlloop_cb cb;
@@ -78,6 +81,14 @@ static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *so
     struct pge_curlloop *c = userp;
     struct sock *s = socketp;
     (void)easy;
+    if (!s && what != CURL_POLL_REMOVE) {
+        /* libcurl 7.x makes its sockets (and the threaded resolver's socket pair) without
+         * close-on-exec; each passes here before the loop ever waits on it, and children are
+         * only forked from the loop. */
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            (void)fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
     if (what == CURL_POLL_REMOVE) {
         if (s) {
             ev_io_stop(c->loop, &s->io);
@@ -121,22 +132,34 @@ struct pge_curlloop *pge_curlloop_new(struct ev_loop *loop)
     if (!c)
         return NULL;
     c->loop = loop;
-    c->multi = curl_multi_init();
-    if (!c->multi) {
-        free(c);
-        return NULL;
-    }
     ev_init(&c->timer, on_timer);
     c->timer.data = c;
+    return c;
+}
+
+/* The multi handle, made on the first transfer: it holds a wake-up socket pair, which a run
+ * without HTTP has no use for. */
+static int ensure_multi(struct pge_curlloop *c)
+{
+    if (c->multi)
+        return 0;
+    c->multi = curl_multi_init();
+    if (!c->multi)
+        return -1;
+    /* That pair is made without close-on-exec and libcurl does not show it to us: mark
+     * everything (every descriptor of ours is meant to be close-on-exec anyway). */
+    (void)pge_cloexec_from(3);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    return c;
+    return 0;
 }
 
 int pge_curlloop_add(struct pge_curlloop *c, CURL *easy, pge_curlloop_cb cb, void *arg)
 {
+    if (ensure_multi(c) < 0)
+        return -1;
     struct transfer *t = calloc(1, sizeof *t);
     if (!t)
         return -1;
@@ -179,6 +202,7 @@ void pge_curlloop_free(struct pge_curlloop *c)
     }
     ev_timer_stop(c->loop, &c->timer);
     /* Cleaning the multi handle reports every socket as removed through sock_cb. */
-    curl_multi_cleanup(c->multi);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
     free(c);
 }

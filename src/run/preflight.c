@@ -80,12 +80,12 @@ static int scan_migrations(struct pge_preflight *r, const struct pge_config *cfg
 }
 
 /* --user: an unknown account fails before any waiting or migrating, and the lookup (blocking
- * file or NSS I/O) happens here, not on the loop. */
+ * file or NSS I/O) happens here, not on the loop. COMMAND and --migrate-cmd both run as it. */
 static int resolve_user(struct pge_preflight *r, const struct pge_config *cfg,
                         struct pge_outcome *out)
 {
     char err[512];
-    if (!cfg->user || cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0)
+    if (!cfg->user || cfg->cmd != PGE_CMD_RUN || (cfg->ncommand == 0 && !cfg->migrate_cmd))
         return 0;
     if (pge_privdrop_resolve(cfg->user, &r->account, err, sizeof err) < 0) {
         pge_error(err);
@@ -93,8 +93,9 @@ static int resolve_user(struct pge_preflight *r, const struct pge_config *cfg,
         return -1;
     }
     r->have_account = 1;
-    pge_info("command will run as", PGE_STR("user", cfg->user),
-             PGE_INT("uid", (long long)r->account.uid), PGE_INT("gid", (long long)r->account.gid));
+    pge_info(cfg->migrate_cmd ? "command and migrate command will run as" : "command will run as",
+             PGE_STR("user", cfg->user), PGE_INT("uid", (long long)r->account.uid),
+             PGE_INT("gid", (long long)r->account.gid));
     return 0;
 }
 
@@ -125,6 +126,12 @@ int pge_preflight_check(struct pge_preflight *r, const struct pge_config *cfg, c
             return -1;
         }
         r->have_db = 1;
+        if (pge_conninfo_set_password_source(&r->db, cfg->password_file, cfg->password_command) <
+            0) {
+            pge_error("out of memory");
+            *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+            return -1;
+        }
     }
     if (scan_migrations(r, cfg, out) < 0)
         return -1;

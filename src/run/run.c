@@ -87,6 +87,7 @@ static void start_command(struct run *r)
         .rewrite = cfg->rewrite,
         .nrewrite = cfg->nrewrite,
         .stop_timeout_ms = cfg->stop_timeout_ms,
+        .stop_delay_ms = cfg->stop_delay_ms,
         .state = &r->state,
         .orig_mask = r->orig_mask,
     };
@@ -157,8 +158,11 @@ static void start_migrations(struct run *r)
         .table = cfg->table,
         .sql_only = cfg->sql_only,
         .allow_out_of_order = cfg->allow_out_of_order,
+        .format_json = cfg->format_json,
+        .exit_code = cfg->exit_code,
         .lock_wait_ms = cfg->lock_wait_ms,
         .lock_timeout_ms = cfg->lock_timeout_ms,
+        .statement_timeout_ms = cfg->statement_timeout_ms,
         .wait_timeout_ms = cfg->wait_timeout_ms,
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
@@ -169,6 +173,8 @@ static void start_migrations(struct run *r)
         .database_url = cfg->migrate_database_url ? cfg->migrate_database_url : cfg->database_url,
         .envp = r->envp,
         .orig_mask = r->orig_mask,
+        .account = r->pre.have_account ? &r->pre.account : NULL,
+        .user = cfg->user,
         .state = &r->state,
     };
     r->state.phase = PGE_PHASE_MIGRATING;
@@ -200,6 +206,11 @@ static void on_signal(void *arg, int signo)
 {
     struct run *r = arg;
     int stop = pge_supervisor_is_stop_signal(signo);
+    if (r->finished) {
+        /* The run has its outcome (the app's exit code): a late signal must not change it. */
+        pge_debug("signal ignored: shutting down", PGE_STR("signal", pge_parse_signal_name(signo)));
+        return;
+    }
     if (stop) {
         r->state.stopping = 1;
         if (r->state.phase == PGE_PHASE_RUNNING || r->state.phase == PGE_PHASE_STARTING)
@@ -242,6 +253,7 @@ static int start_wait(struct run *r)
         .backoff_initial_ms = cfg->backoff_initial_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
         .seed = r->seed,
+        .create_database = cfg->create_database,
     };
     r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
     if (!r->wait)
@@ -374,10 +386,13 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_supervisor_init_process() < 0)
         pge_warn("could not become a child subreaper: orphans of COMMAND will not be reaped",
                  PGE_STR("error", strerror(errno)));
+    /* Before anything that takes time (scanning migrations, NSS lookups): as PID 1 a stop
+     * signal without a watcher is dropped by the kernel. One that arrives now is handled as
+     * soon as the loop runs. */
+    pge_signals_watch(&r.sigs, r.loop, on_signal, &r);
     r.state.db.configured = cfg->db_configured;
     if (pge_preflight_check(&r.pre, cfg, envp, &out) < 0)
         goto done;
-    pge_signals_watch(&r.sigs, r.loop, on_signal, &r);
     r.off = pge_workqueue_new(r.loop);
     r.curl = pge_curlloop_new(r.loop);
     if (!r.off || !r.curl) {

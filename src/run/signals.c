@@ -16,8 +16,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 static int skipped(int signo)
 {
-    static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGFPE,
-                               SIGILL,  SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE};
+    static const int skip[] = {SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS,  SIGFPE, SIGILL,
+                               SIGTRAP, SIGABRT, SIGSYS,  SIGPIPE, SIGTTIN, SIGTTOU};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (skip[i] == signo)
             return 1;
@@ -35,6 +35,10 @@ void pge_signals_watch(struct pge_signals *s, struct ev_loop *loop, pge_signals_
     /* libev reaps on SIGCHLD: a CHLD blocked by whoever started us would leave zombies. */
     sigaddset(&watched, SIGCHLD);
     signal(SIGPIPE, SIG_IGN);
+    /* As tini does: a background pgentry touching the terminal (tcsetpgrp, a log line with
+     * TOSTOP) must neither stop nor pass the stop on to COMMAND, which gets defaults. */
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
     for (int signo = 1; signo < NSIG && s->n < PGE_SIGNALS_MAX; signo++) {
         if (skipped(signo))
             continue;
@@ -52,6 +56,15 @@ void pge_signals_watch(struct pge_signals *s, struct ev_loop *loop, pge_signals_
 
 void pge_signals_unwatch(struct pge_signals *s)
 {
+    sigset_t late;
+    sigemptyset(&late);
+    for (size_t i = 0; i < s->n; i++)
+        sigaddset(&late, s->sigs[i].signum);
+    /* Stopping a watcher restores the default disposition: a TERM arriving between here and
+     * exit would kill us and replace the app's exit code. Blocked, it stays pending (children
+     * and --exec get the original mask back explicitly). */
+    if (s->n > 0 && pthread_sigmask(SIG_BLOCK, &late, NULL) != 0)
+        pge_warn("could not block signals for the teardown");
     for (size_t i = 0; i < s->n; i++) {
         ev_ref(s->loop);
         ev_signal_stop(s->loop, &s->sigs[i]);

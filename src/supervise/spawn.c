@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "pgentry/common/cloexec.h"
 #include "pgentry/common/errbuf.h"
 #include "pgentry/common/log.h"
 #include "pgentry/supervise/supervisor.h"
@@ -94,6 +95,8 @@ static void child_exec(const struct pge_spawn_cmd *c, int fd)
     if (c->account && pge_privdrop_apply(c->account, &step) < 0)
         report_and_exit(fd, PGE_SPAWN_STAGE_USER, errno, step, 78);
     restore_mask(c->orig_mask);
+    /* The last defence: whatever a library left open without CLOEXEC stays ours. */
+    (void)pge_cloexec_from(3);
     execvpe(c->argv[0], c->argv, c->envp);
     int e = errno;
     report_and_exit(fd, PGE_SPAWN_STAGE_EXEC, e, NULL, e == ENOENT ? 127 : 126);
@@ -171,13 +174,30 @@ void pge_spawn_give_terminal(int fd, pid_t pgrp)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Declared in supervisor.h: the supervisor's way to start helpers and to exec in place. */
-pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
-                           const sigset_t *mask)
+/* fd becomes target, open across exec (dup2 of a descriptor onto itself keeps its flags). */
+static int onto(int fd, int target)
+{
+    if (fd < 0)
+        return 0;
+    if (fd == target)
+        return fcntl(fd, F_SETFD, 0);
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+/* Declared in supervisor.h: the supervisor's way to start helpers. */
+pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *const envp[],
+                                 const sigset_t *mask, int in_fd, int out_fd)
 {
     pid_t pid = fork_blocked();
     if (pid == 0) {
         (void)setpgid(0, 0);
+        /* Only 0 and 1 lose close-on-exec: every other descriptor is CLOEXEC. */
+        if (onto(in_fd, STDIN_FILENO) < 0 || onto(out_fd, STDOUT_FILENO) < 0)
+            _exit(127);
+        /* And what a library opened without CLOEXEC (libcurl's wake-up socketpair) or our
+         * own parent left open: the helper gets 0, 1 and 2 only (docs/supervision.md). Not
+         * close_range(): musl (the static build) does not declare it. */
+        (void)pge_cloexec_from(3);
         reset_dispositions();
         restore_mask(mask);
         execve(path, argv, envp);
@@ -188,6 +208,7 @@ pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const env
     return pid;
 }
 
+/* Declared in supervisor.h: the supervisor's way to exec in place. */
 struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, char *err,
                                        size_t errsize)
 {
@@ -207,6 +228,7 @@ struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, c
     }
     reset_dispositions();
     restore_mask(opts->orig_mask);
+    (void)pge_cloexec_from(3);
     execvp(opts->argv[0], opts->argv);
     return exec_failure(errno, opts->argv[0], err, errsize);
 }

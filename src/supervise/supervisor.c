@@ -37,10 +37,12 @@ struct pge_supervisor {
     enum super_phase phase;
     int pid1; /* we are PID 1 of a namespace: kill(-1) reaches every other process */
     pid_t pid;
-    ev_child child; /* the main child: exit, stop, continue */
-    ev_child any;   /* every reaped process: orphans, and the end of the cleanup */
-    ev_io report;   /* the child's CLOEXEC pipe */
-    ev_timer timer; /* stop grace, then cleanup deadline, then kill grace */
+    ev_child child;    /* the main child: exit, stop, continue */
+    ev_child any;      /* every reaped process: orphans, and the end of the cleanup */
+    ev_io report;      /* the child's CLOEXEC pipe */
+    ev_timer timer;    /* stop grace, then cleanup deadline, then kill grace */
+    ev_timer delay;    /* --stop-delay: the held stop signal */
+    int delayed_signo; /* the stop signal held by --stop-delay, or 0 */
     struct pge_spawn_report rep;
     size_t rep_len;
     char **envp; /* COMMAND's environment when --user changes HOME (array owned) */
@@ -80,6 +82,8 @@ static void close_report(struct pge_supervisor *s)
     close(s->report.fd);
 }
 
+static void on_delay(struct ev_loop *loop, ev_timer *w, int revents);
+
 static void finish(struct pge_supervisor *s)
 {
     ev_timer_stop(s->loop, &s->timer);
@@ -95,6 +99,9 @@ static void begin_cleanup(struct pge_supervisor *s)
     double left = (double)s->opts.stop_timeout_ms / 1000.0;
 
     s->phase = PHASE_CLEANUP;
+    /* COMMAND exited during --stop-delay: nobody is left to get the held signal. */
+    ev_timer_stop(s->loop, &s->delay);
+    s->delayed_signo = 0;
     if (!pge_descendants_remain()) {
         finish(s);
         return;
@@ -292,6 +299,8 @@ struct pge_supervisor *pge_supervisor_new(struct ev_loop *loop,
     s->report.data = s;
     ev_init(&s->timer, on_timer);
     s->timer.data = s;
+    ev_init(&s->delay, on_delay);
+    s->delay.data = s;
     return s;
 }
 
@@ -343,6 +352,20 @@ static int rewrite(const struct pge_supervisor *s, int signo)
     return signo;
 }
 
+static void forward(struct pge_supervisor *s, int signo);
+
+/* --stop-delay elapsed: the held stop signal goes to COMMAND now. */
+static void on_delay(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pge_supervisor *s = w->data;
+    (void)loop;
+    (void)revents;
+    int signo = s->delayed_signo;
+    s->delayed_signo = 0;
+    if (s->phase == PHASE_RUNNING && signo)
+        forward(s, signo);
+}
+
 void pge_supervisor_signal(struct pge_supervisor *s, int signo)
 {
     if (s->phase != PHASE_RUNNING) {
@@ -350,6 +373,31 @@ void pge_supervisor_signal(struct pge_supervisor *s, int signo)
                   PGE_STR("signal", signame(signo)));
         return;
     }
+    int stop = pge_supervisor_is_stop_signal(signo);
+    if (stop && s->delayed_signo) {
+        /* Somebody insists (a second TERM, Ctrl-C twice): no more draining. */
+        pge_info("another stop signal during --stop-delay: forwarding it now",
+                 PGE_STR("signal", signame(signo)));
+        ev_timer_stop(s->loop, &s->delay);
+        s->delayed_signo = 0;
+    } else if ((signo == SIGTERM || signo == SIGINT) && !s->stopping && s->opts.stop_delay_ms > 0 &&
+               rewrite(s, signo) != 0) {
+        /* Readiness is already 503 (the run state says stopping): give load balancers time to
+         * stop sending traffic before COMMAND starts shutting down. */
+        s->delayed_signo = signo;
+        pge_info("stop signal: readiness is 503, the command gets it after --stop-delay",
+                 PGE_STR("signal", signame(signo)),
+                 PGE_MS("delay", (long long)s->opts.stop_delay_ms));
+        ev_timer_set(&s->delay, (double)s->opts.stop_delay_ms / 1000.0, 0.0);
+        ev_timer_start(s->loop, &s->delay);
+        return;
+    }
+    forward(s, signo);
+}
+
+/* Apply --rewrite and send: the supervisor's side of one signal. */
+static void forward(struct pge_supervisor *s, int signo)
+{
     int to = rewrite(s, signo);
     if (to == 0) {
         pge_debug("signal dropped (--rewrite)", PGE_STR("signal", signame(signo)));
@@ -390,6 +438,7 @@ void pge_supervisor_free(struct pge_supervisor *s)
     ev_child_stop(s->loop, &s->child);
     ev_child_stop(s->loop, &s->any);
     ev_timer_stop(s->loop, &s->timer);
+    ev_timer_stop(s->loop, &s->delay);
     close_report(s);
     free(s->envp);
     free(s);

@@ -12,6 +12,7 @@
 #include "pgentry/common/parse.h"
 #include "pgentry/common/redact.h"
 #include "pgentry/common/throttle.h"
+#include "pgentry/db/createdb.h"
 #include "pgentry/db/pgconn.h"
 #include "pgentry/net/tcpprobe.h"
 
@@ -40,6 +41,8 @@ struct dep {
     struct pge_backoff backoff;
     ev_timer retry;
     struct pge_pgconn *pg;
+    struct pge_createdb *create; /* --create-database at work */
+    int created;                 /* it ran once: a second 3D000 is final */
     struct pge_tcpprobe *tcp;
     struct pge_httpprobe *http;
     PGconn *conn;               /* kept from a successful PostgreSQL attempt */
@@ -77,6 +80,8 @@ static void stop_dep(struct dep *d)
     ev_timer_stop(d->w->loop, &d->retry);
     pge_pgconn_free(d->pg);
     d->pg = NULL;
+    pge_createdb_free(d->create);
+    d->create = NULL;
     pge_tcpprobe_free(d->tcp);
     d->tcp = NULL;
     pge_tcpprobe_free(d->knock);
@@ -268,6 +273,55 @@ static void failed(struct dep *d, enum pge_attempt_outcome o, const char *sqlsta
     ev_timer_start(w->loop, &d->retry);
 }
 
+/* --create-database answered: connect again at once, retry later, or give up (77). */
+static void on_created(void *arg, enum pge_createdb_result r, const char *sqlstate,
+                       const char *message)
+{
+    struct dep *d = arg;
+    const char *name = pge_createdb_name(d->db);
+    pge_createdb_free(d->create);
+    d->create = NULL;
+    switch (r) {
+    case PGE_CREATEDB_CREATED:
+    case PGE_CREATEDB_EXISTS:
+        d->created = 1;
+        pge_info(r == PGE_CREATEDB_CREATED ? "database created (--create-database)"
+                                           : "database created meanwhile by another instance",
+                 PGE_STR("database", name ? name : ""), PGE_STR("target", d->target));
+        ev_timer_set(&d->retry, 0.0, 0.0);
+        ev_timer_start(d->w->loop, &d->retry);
+        return;
+    case PGE_CREATEDB_RETRY:
+        failed(d, PGE_ATTEMPT_OTHER, sqlstate, message);
+        return;
+    case PGE_CREATEDB_REFUSED:
+        break;
+    }
+    record(d->w, d, PGE_ATTEMPT_FATAL, message);
+    pge_error("could not create the database (--create-database)",
+              PGE_STR("database", name ? name : ""), PGE_STR("target", d->target),
+              PGE_STR("sqlstate", sqlstate), PGE_STR("error", message),
+              PGE_STR("fix", strcmp(sqlstate, "42501") == 0
+                                 ? "grant the role CREATEDB (ALTER ROLE ... CREATEDB), or create "
+                                   "the database beforehand"
+                                 : "create the database beforehand, or fix the connection "
+                                   "settings"));
+    finish(d->w, PGE_OUT_REFUSED);
+}
+
+/* 3D000 with --create-database: create it through a maintenance database. 0, or -1 when that
+ * cannot start (no database name known, out of memory): the 3D000 stays final. */
+static int create_database(struct dep *d)
+{
+    struct pge_wait *w = d->w;
+    const char *name = pge_createdb_name(d->db);
+    pge_info("database does not exist: creating it (--create-database)",
+             PGE_STR("database", name ? name : ""), PGE_STR("target", d->target));
+    d->create =
+        pge_createdb_start(w->loop, w->off, d->db, w->opts.connect_timeout_ms, on_created, d);
+    return d->create ? 0 : -1;
+}
+
 static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err)
 {
     struct dep *d = arg;
@@ -278,6 +332,9 @@ static void on_pg(void *arg, PGconn *conn, const struct pge_pgconn_error *err)
         ready(d);
         return;
     }
+    if (d->w->opts.create_database && !d->created && strcmp(err->sqlstate, "3D000") == 0 &&
+        create_database(d) == 0)
+        return;
     if (err->verdict != PGE_OUT_NOT_READY)
         give_up(d, err);
     else

@@ -253,7 +253,9 @@ static void *guard_realloc(void *p, long size)
     return block;
 }
 
-Test(workqueue, free_then_destroy_loop_races_a_finishing_worker, .timeout = 10)
+/* 2000 rounds of four threads: seconds in a plain build, far more under ASan on a loaded
+ * machine. The timeout only catches a hang. */
+Test(workqueue, free_then_destroy_loop_races_a_finishing_worker, .timeout = 60)
 {
     /* A worker that has just finished wakes the loop while the loop side frees the service
      * and destroys the loop. No worker may touch the loop once pge_workqueue_free() returned. */

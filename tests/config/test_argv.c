@@ -193,6 +193,10 @@ static const struct error_case error_cases[] = {
     {ARGS("wait", "--exec"), ARGS("PGENTRY_EXEC=1"), PGE_CONFIG_USAGE, "--exec needs a COMMAND"},
     {ARGS("--no-migrate", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
     {ARGS("--migrate-cmd", "true", "--wait-migrations"), NONE, PGE_CONFIG_USAGE, "contradict"},
+    {ARGS("--no-migrate", "--migrate-cmd", "true"), NONE, PGE_CONFIG_INVALID,
+     "--no-migrate and --migrate-cmd contradict each other"},
+    {ARGS("--migrate-cmd", "true", "--", "app"), ARGS("PGENTRY_NO_MIGRATE=1"), PGE_CONFIG_INVALID,
+     "--no-migrate and --migrate-cmd contradict each other"},
     {ARGS("--connect-timeout", "0"), NONE, PGE_CONFIG_USAGE, "--connect-timeout must be more"},
     {ARGS("--backoff-initial", "0ms"), NONE, PGE_CONFIG_USAGE, "--backoff-initial must be more"},
     {ARGS("--backoff-initial", "1s", "--backoff-max", "500ms"), NONE, PGE_CONFIG_USAGE,
@@ -228,6 +232,14 @@ Test(config, errors_need_no_message_buffer, .timeout = 10)
     cr_assert_str_eq(small, "unknown");
     pge_config_free(&cfg);
     pge_config_free(NULL);
+}
+
+Test(config, no_migrate_with_migrate_cmd_in_the_image_leaves_subcommands_alone, .timeout = 10)
+{
+    /* An image sets both for its app; `docker exec app pgentry current` must still work. */
+    struct run r;
+    run_ok(&r, ARGS("current"), ARGS("PGENTRY_NO_MIGRATE=1", "PGENTRY_MIGRATE_CMD=alembic"));
+    pge_config_free(&r.cfg);
 }
 
 Test(config, rewrite_table_is_bounded, .timeout = 10)

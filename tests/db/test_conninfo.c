@@ -312,6 +312,47 @@ Test(conninfo, free_is_null_safe_and_idempotent, .timeout = 10)
     cr_assert_null(p.display);
 }
 
+static const char *option_of(const struct pge_conninfo *p, const char *k)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->keywords[i], k) == 0)
+            return p->values[i];
+    return NULL;
+}
+
+Test(conninfo, tcp_keepalives_are_added_unless_set, .timeout = 10)
+{
+    static const struct {
+        const char *url;
+        const char *want[5]; /* keepalives, _idle, _interval, _count, tcp_user_timeout */
+    } cases[] = {
+        {"postgres://u@db/app", {"1", "10", "5", "3", "30000"}},
+        {"host=db keepalives_idle=60 tcp_user_timeout=0", {"1", "60", "5", "3", "0"}},
+        {"postgres://db/app?keepalives=0", {"0", "10", "5", "3", "30000"}},
+        {"postgres://db/app?keepalives_interval=1&keepalives_count=9",
+         {"1", "10", "1", "9", "30000"}},
+        {"", {"1", "10", "5", "3", "30000"}},
+    };
+    static const char *const keys[5] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                                        "keepalives_count", "tcp_user_timeout"};
+    char *envp[] = {NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pge_conninfo p;
+        char err[256] = "";
+        cr_assert_eq(pge_conninfo_parse(&p, cases[i].url, envp, err, sizeof err), 0, "%s", err);
+        for (size_t k = 0; k < 5; k++) {
+            const char *got = option_of(&p, keys[k]);
+            cr_assert_not_null(got, "%s: %s missing", cases[i].url, keys[k]);
+            cr_assert_str_eq(got, cases[i].want[k], "%s: %s", cases[i].url, keys[k]);
+            size_t seen = 0;
+            for (size_t j = 0; j < p.n; j++)
+                seen += strcmp(p.keywords[j], keys[k]) == 0;
+            cr_assert_eq(seen, 1, "%s: %s given %zu times", cases[i].url, keys[k], seen);
+        }
+        pge_conninfo_free(&p);
+    }
+}
+
 Test(conninfo, sqlalchemy_driver_part_is_dropped, .timeout = 10)
 {
     /* The URL the application already has: libpq sees postgresql://, logs show it as given. */

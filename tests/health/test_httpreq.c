@@ -375,3 +375,65 @@ Test(httpreq, str_eq, .timeout = 5)
     cr_assert_not(pge_httpreq_str_eq(a, "get"));
     cr_assert_not(pge_httpreq_str_eq(none, ""));
 }
+
+/* Feed s one byte at a time through pge_httpreq_parse_next: every verdict it gives must be the
+ * one-shot parser's for that prefix. Returns the last result. */
+static int trickle(const char *s, size_t n)
+{
+    struct pge_httpreq inc, once;
+    size_t scanned = 0;
+    int r = PGE_HTTPREQ_PARTIAL;
+    for (size_t k = 1; k <= n; k++) {
+        r = pge_httpreq_parse_next(s, k, &scanned, &inc);
+        cr_assert_eq(scanned, k);
+        if (r == PGE_HTTPREQ_PARTIAL)
+            continue;
+        int want = pge_httpreq_parse(s, k, &once);
+        cr_assert_eq(r, want, "prefix %zu of %.40s: %d, one-shot %d", k, s, r, want);
+        if (r > 0)
+            cr_assert_eq(memcmp(&inc, &once, sizeof inc), 0, "prefix %zu: other fields", k);
+        return r;
+    }
+    return r;
+}
+
+Test(httpreq, trickled_heads_end_as_the_one_shot_parse, .timeout = 10)
+{
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        size_t n = strlen(good[i].in);
+        struct pge_httpreq req;
+        int want = pge_httpreq_parse(good[i].in, n, &req);
+        cr_assert_gt(want, 0);
+        cr_assert_eq(trickle(good[i].in, n), want, "case %zu", i);
+    }
+    /* Every malformed head is still refused by the time it ends. */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = bad[i].len ? bad[i].len : strlen(bad[i].in);
+        char buf[2048];
+        cr_assert_lt(n + 4, sizeof buf);
+        memcpy(buf, bad[i].in, n);
+        memcpy(buf + n, "\r\n\r\n", 4);
+        int r = trickle(buf, n + 4);
+        cr_assert(r == PGE_HTTPREQ_BAD || r == PGE_HTTPREQ_TOO_LARGE, "case %zu gave %d", i, r);
+    }
+}
+
+Test(httpreq, trickled_limits_and_garbage_are_judged_without_the_end, .timeout = 10)
+{
+    char *line = line_of(PGE_HTTPREQ_LINE_MAX + 1);
+    char *hdrs = headers_of(PGE_HTTPREQ_HEADERS_MAX + 1);
+    cr_assert_eq(trickle(line, PGE_HTTPREQ_LINE_MAX + 1), PGE_HTTPREQ_TOO_LARGE);
+    cr_assert_eq(trickle(hdrs, strlen(hdrs)), PGE_HTTPREQ_TOO_LARGE);
+    cr_assert_eq(trickle("\x16\x03\x01", 3), PGE_HTTPREQ_BAD);
+    cr_assert_eq(trickle("GET /x\0", 7), PGE_HTTPREQ_BAD);
+    free(line);
+    free(hdrs);
+    /* After a consumed request the caller starts again from 0: a full parse. */
+    struct pge_httpreq req;
+    size_t scanned = 0;
+    const char *two = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    cr_assert_eq(pge_httpreq_parse_next(two, strlen(two), &scanned, &req), 19);
+    scanned = 0;
+    cr_assert_eq(pge_httpreq_parse_next(two + 19, 19, &scanned, &req), 19);
+    assert_slice(req.path, "/b", "path", two + 19);
+}

@@ -128,3 +128,38 @@ Test(histsql, recognises_transaction_control, .timeout = 10)
         }
     }
 }
+
+Test(histsql, history_rows_as_parameters, .timeout = 10)
+{
+    struct pge_histsql_buf b = {0};
+    struct pge_histsql_row r;
+    pge_histsql_insert_sql(&b, "\"app\".\"h\"");
+    cr_assert_str_eq(b.s, "INSERT INTO \"app\".\"h\" (version, name, checksum, duration_ms, "
+                          "applied_by) VALUES ($1::bigint, $2::text, $3::text, "
+                          "coalesce($4::integer, (extract(epoch FROM clock_timestamp() - now()) "
+                          "* 1000)::integer), $5::text)");
+    pge_histsql_buf_free(&b);
+    pge_histsql_delete_sql(&b, "\"h\"");
+    cr_assert_str_eq(b.s, "DELETE FROM \"h\" WHERE version = $1::bigint");
+    pge_histsql_buf_free(&b);
+
+    /* Values go as they are: no quoting, no escaping. */
+    pge_histsql_row_params(&r, -9223372036854775807LL - 1, "it's a\\b", "ab'c", 1234, "x\"y");
+    cr_assert_str_eq(r.values[0], "-9223372036854775808");
+    cr_assert_str_eq(r.values[1], "it's a\\b");
+    cr_assert_str_eq(r.values[2], "ab'c");
+    cr_assert_str_eq(r.values[3], "1234");
+    cr_assert_str_eq(r.values[4], "x\"y");
+    pge_histsql_row_params(&r, 7, "n", "c", -1, "by");
+    cr_assert_str_eq(r.values[0], "7");
+    cr_assert_null(r.values[3], "a negative duration is left to the server");
+
+    /* A repeatable's record takes values + 1: name, checksum, duration, applied_by. */
+    pge_histsql_upsert_repeatable_sql(&b, "\"h_repeatable\"");
+    cr_assert_str_eq(b.s, "INSERT INTO \"h_repeatable\" (name, checksum, duration_ms, applied_by) "
+                          "VALUES ($1::text, $2::text, coalesce($3::integer, (extract(epoch FROM "
+                          "clock_timestamp() - now()) * 1000)::integer), $4::text) ON CONFLICT "
+                          "(name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), "
+                          "duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by");
+    pge_histsql_buf_free(&b);
+}

@@ -308,3 +308,40 @@ Test(migfeatures, failing_repeatable_is_rolled_back_and_versions_stay, .timeout 
     expect_q(&w, "SELECT string_agg(name, ',' ORDER BY name) FROM pgentry_migrations_repeatable",
              "a_counts");
 }
+
+Test(migfeatures, repeatable_record_is_parameters_not_literals, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    /* With standard_conforming_strings off, a hand-quoted 'a\b' would lose its backslash. */
+    strncat(w.vars[0], "?options=-cstandard_conforming_strings%3Doff",
+            sizeof w.vars[0] - strlen(w.vars[0]) - 1);
+    put(&w, "R__it's a\\view.sql", "CREATE OR REPLACE VIEW v AS SELECT 1 AS x;\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT name FROM pgentry_migrations_repeatable", "it's a\\view");
+    /* Changed: the same row is updated, through the same parameters. */
+    put(&w, "R__it's a\\view.sql", "CREATE OR REPLACE VIEW v AS SELECT 1 AS x, 2 AS y;\n");
+    rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "repeatable migration applied"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT count(*) || ' ' || min(name) FROM pgentry_migrations_repeatable",
+             "1 it's a\\view");
+}
+
+Test(migfeatures, empty_repeatable_is_refused, .timeout = 60)
+{
+    struct fworld w;
+    struct pgt_proc p;
+    fworld_init(&w);
+    put(&w, "0001_tasks.up.sql", TASKS_TABLE);
+    put(&w, "R__todo.sql", "-- fill in later\n");
+    int rc = pge(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "R__todo.sql") && strstr(p.err, "no statement"), "%s", p.err);
+    pgt_proc_free(&p);
+    expect_q(&w, "SELECT to_regclass('tasks') IS NULL", "t");
+}

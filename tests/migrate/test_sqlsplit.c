@@ -505,3 +505,40 @@ Test(sqlsplit, error_position_to_line, .timeout = 10)
     cr_assert_eq(pge_sqlsplit_line_at(sql, sizeof sql - 1, st.offset + at), 5);
     cr_assert_eq(pge_sqlsplit_next(&s, &st), PGE_SQLSPLIT_END);
 }
+
+Test(sqlsplit, position_line, .timeout = 10)
+{
+    /* PostgreSQL's error position is the 1-based character (not byte) of the token inside the
+     * statement sent, which starts at stmt_offset of the file. */
+    static const struct {
+        const char *sql;
+        size_t stmt_offset;
+        unsigned long position;
+        const char *token;
+        unsigned line;
+    } cases[] = {
+        {"SELECT 1 FROM\nno_such_table;", 0, 15, "no_such_table", 2},    /* start of a line */
+        {"SELECT 1 FROM\nx JOIN nope;", 0, 22, "nope", 2},               /* middle of a line */
+        {"SELECT nope\nFROM t;", 0, 8, "nope", 1},                       /* end of a line */
+        {"SELECT\nnope", 0, 8, "nope", 2},                               /* end of the text */
+        {"nope;", 0, 1, "nope", 1},                                      /* first character */
+        {"SELECT 1 FROM\r\nnope;", 0, 16, "nope", 2},                    /* after CRLF */
+        {"SELECT 1 FROM\rnope;", 0, 15, "nope", 2},                      /* after a lone CR */
+        {"SELECT '\xc3\xa9\xe2\x82\xac' FROM\nnope;", 0, 18, "nope", 2}, /* after é and € */
+        {"SELECT '\xc3\xa9' nope", 0, 12, "nope", 1},
+        {"SELECT 1;\r\n-- \xc3\xa9\r\nSELECT *\r\nFROM nope;", 9, 24, "nope", 4},
+        {"SELECT 1;\nSELECT 1 FROM\nnope;", 9, 16, "nope", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *sql = cases[i].sql;
+        size_t len = strlen(sql), off = cases[i].stmt_offset;
+        size_t at = off + pge_sqlsplit_char_offset(sql + off, len - off, cases[i].position);
+        cr_assert_eq(strncmp(sql + at, cases[i].token, strlen(cases[i].token)), 0,
+                     "case %zu: position %lu is not at %s", i, cases[i].position, cases[i].token);
+        cr_assert_eq(pge_sqlsplit_position_line(sql, len, off, len - off, cases[i].position),
+                     cases[i].line, "case %zu", i);
+    }
+    /* Out of range: clamped, never past the text. */
+    cr_assert_eq(pge_sqlsplit_position_line("a\nb", 3, 9, 9, 5), 2);
+    cr_assert_eq(pge_sqlsplit_position_line(NULL, 0, 0, 0, 3), 1);
+}

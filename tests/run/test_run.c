@@ -358,6 +358,9 @@ Test(run, mistakes_fail_at_once_before_waiting, .timeout = 60)
         {{"--table", long_table, "current"}, 78, "--table must be NAME or SCHEMA.NAME"},
         {{"--table", "a.b.c", "--", "true"}, 78, "--table must be NAME or SCHEMA.NAME"},
         {{"--user", "pgt-no-such-user", "--", "true"}, 78, "unknown user"},
+        {{"--no-migrate", "--migrate-cmd", "touch /tmp/pgt-never", "--", "true"},
+         78,
+         "--no-migrate and --migrate-cmd contradict each other"},
     };
     struct run_env e;
     char url[256];

@@ -1,4 +1,6 @@
 /* Supervision as init: the real binary, real processes, PID 1 of its own namespace when root. */
+#include <dirent.h>
+
 #include "supervise_test.h"
 
 TestSuite(supervisor, .fini = kill_leftovers);
@@ -315,4 +317,136 @@ Test(supervisor, stop_signal_before_the_command_starts_is_128_plus_n, .timeout =
     stop_before_command(SIGTERM, 143);
     stop_before_command(SIGINT, 130);
     stop_before_command(SIGQUIT, 131);
+}
+
+/* ---- signal windows ---------------------------------------------------------------------- */
+
+/* Whether the hex mask of "key:\t..." in /proc/pid/status has signal sig's bit. */
+static int proc_sigmask_has(pid_t pid, const char *key, int sig)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    cr_assert_geq(pgt_read_proc(path, buf, sizeof buf), 0, "cannot read %s", path);
+    char *p = strstr(buf, key);
+    cr_assert_not_null(p, "no %s in %s", key, path);
+    unsigned long long mask = strtoull(p + strlen(key), NULL, 16);
+    return (int)((mask >> (sig - 1)) & 1);
+}
+
+Test(supervisor, ttin_and_ttou_are_ignored_not_forwarded, .timeout = 30)
+{
+    char dir[256], file[320];
+    struct pgt_proc p;
+    scratch(dir, sizeof dir, file, sizeof file, "signals");
+    const char *argv[] = {"pgentry", "--health-addr", "off", "--", CHILD, "signals", file, "0",
+                          NULL};
+    spawn(&p, argv);
+    wait_text(file, "ready", 10000);
+    /* As tini: pgentry ignores them (a background init touching the terminal must not stop)... */
+    cr_assert(proc_sigmask_has(p.pid, "SigIgn:\t", SIGTTIN), "TTIN not ignored by pgentry");
+    cr_assert(proc_sigmask_has(p.pid, "SigIgn:\t", SIGTTOU), "TTOU not ignored by pgentry");
+    /* ...and never passes them on; USR1 after them shows that forwarding still works. */
+    cr_assert_eq(kill(p.pid, SIGTTOU), 0);
+    cr_assert_eq(kill(p.pid, SIGTTIN), 0);
+    cr_assert_eq(kill(p.pid, SIGUSR1), 0);
+    wait_text(file, "USR1", 5000);
+    cr_assert_eq(kill(p.pid, SIGTERM), 0);
+    int rc = pgt_proc_wait(&p, 10000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    char *s = pgt_read_file(file);
+    cr_assert_null(strstr(s, "TTOU"), "TTOU forwarded:\n%s", s);
+    cr_assert_null(strstr(s, "TTIN"), "TTIN forwarded:\n%s", s);
+    free(s);
+    pgt_proc_free(&p);
+}
+
+Test(supervisor, late_stop_signals_keep_the_app_exit_code, .timeout = 60)
+{
+    char dir[256], file[320];
+    /* TERM makes the app exit 7; TERMs keep coming while pgentry tears down and exits. One that
+     * lands after the watchers are gone used to kill pgentry (143). */
+    for (int round = 0; round < 10; round++) {
+        struct pgt_proc p;
+        scratch(dir, sizeof dir, file, sizeof file, "signals");
+        const char *argv[] = {"pgentry", "--health-addr", "off", "--", CHILD, "signals", file, "7",
+                              NULL};
+        spawn(&p, argv);
+        wait_text(file, "ready", 10000);
+        int st = 0;
+        while (waitpid(p.pid, &st, WNOHANG) == 0)
+            kill(p.pid, SIGTERM);
+        p.status = st;
+        p.exited = 1;
+        cr_assert(WIFEXITED(st), "round %d: pgentry died of signal %d", round,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        cr_assert_eq(WEXITSTATUS(st), 7, "round %d: exit %d", round, WEXITSTATUS(st));
+        pgt_proc_free(&p);
+        nstarted = 0;
+    }
+}
+
+/* Whether pid has a descriptor open on dir or on a file in it. */
+static int has_fd_in(pid_t pid, const char *dir)
+{
+    char path[64], link[512], target[512];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int found = 0;
+    if (!d)
+        return 0;
+    while (!found && (de = readdir(d))) {
+        snprintf(link, sizeof link, "%s/%s", path, de->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        found = strncmp(target, dir, strlen(dir)) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+Test(supervisor, stop_signal_while_scanning_migrations_is_not_lost_as_pid1, .timeout = 120)
+{
+    pgt_ns_require();
+    char dir[256], file[320], mig[300], url[128], name[400];
+    struct pgt_proc p;
+    scratch(dir, sizeof dir, file, sizeof file, "status");
+    snprintf(mig, sizeof mig, "%s/migrations", dir);
+    /* Enough files that reading them all takes a while: the signal lands mid-scan, when
+     * PID 1 used to have no watcher and the kernel dropped it. */
+    for (int i = 1; i <= 4000; i++) {
+        snprintf(name, sizeof name, "%s/%05d_m.up.sql", mig, i);
+        pgt_write_file(name, "CREATE TABLE IF NOT EXISTS t (id int);\n");
+    }
+    /* The database is a closed port: a lost signal leaves pgentry waiting (then 69). */
+    snprintf(url, sizeof url, "postgres://u:pw@127.0.0.1:%d/db", pgt_free_port());
+    const char *argv[] = {"--health-addr",
+                          "off",
+                          "--database-url",
+                          url,
+                          "--migrations",
+                          mig,
+                          "--wait-timeout",
+                          "20s",
+                          "--",
+                          CHILD,
+                          "status",
+                          file,
+                          NULL};
+    ns_spawn(&p, argv);
+    pid_t init = pgt_ns_init_pid(&p, 10000);
+    int64_t deadline = pgt_now_ms() + 20000;
+    while (!has_fd_in(init, mig)) {
+        cr_assert_lt(pgt_now_ms(), deadline, "never saw pgentry reading the migrations");
+        usleep(200);
+    }
+    cr_assert_eq(kill(init, SIGTERM), 0);
+    int64_t t0 = pgt_now_ms();
+    int rc = pgt_proc_wait(&p, 30000);
+    cr_assert_eq(rc, 143, "exit %d, stderr:\n%s", rc, p.err);
+    cr_assert_lt(pgt_now_ms() - t0, 10000, "the stop took %lld ms", (long long)(pgt_now_ms() - t0));
+    cr_assert_eq(access(file, F_OK), -1, "COMMAND ran although pgentry was stopped first");
+    pgt_proc_free(&p);
 }

@@ -18,6 +18,7 @@ enum pge_outcome_kind {
     PGE_OUT_CHILD_SIGNAL,     /* the supervised COMMAND died of signal value */
     PGE_OUT_STOPPED,          /* pgentry was stopped by signal value before COMMAND ran */
     PGE_OUT_UNHEALTHY,        /* healthcheck: not healthy */
+    PGE_OUT_PENDING,          /* status --exit-code: migrations are pending */
 };
 
 struct pge_outcome {

@@ -7,6 +7,9 @@
 
 #include "pgentry/common/outcome.h"
 
+/* The migration lock as this instance sees it. */
+enum pge_lock_state { PGE_LOCK_FREE = 0, PGE_LOCK_WAITING, PGE_LOCK_HELD, PGE_LOCK_COUNT_ };
+
 enum pge_phase {
     PGE_PHASE_WAITING = 0,
     PGE_PHASE_MIGRATING,
@@ -18,6 +21,8 @@ enum pge_phase {
 };
 
 #define PGE_RUNSTATE_ERROR_MAX   256
+#define PGE_RUNSTATE_HOLDER_MAX  128
+#define PGE_RUNSTATE_NAME_MAX    128
 #define PGE_RUNSTATE_VERSION_MAX 24
 
 /* Plain data, one instance owned by the run. Writers: the phases on the loop thread; readers:
@@ -48,6 +53,20 @@ struct pge_runstate {
     } mig;
 
     struct {
+        enum pge_lock_state state;
+        char holder[PGE_RUNSTATE_HOLDER_MAX]; /* "pgentry@host:pid", "" when unknown */
+        int64_t since_unix_ms;                /* when we took it; 0 when not ours */
+        int64_t wait_started_mono_ms;         /* when this wait began (state waiting) */
+    } lock;
+
+    struct {
+        int active; /* a migration statement runs now */
+        char version[PGE_RUNSTATE_VERSION_MAX];
+        char name[PGE_RUNSTATE_NAME_MAX];
+        unsigned line; /* first line of the statement in its file */
+    } running;
+
+    struct {
         pid_t pid; /* 0: not started */
         int running;
         int exited;    /* the main child has exited */
@@ -65,6 +84,23 @@ const char *pge_runstate_phase_name(enum pge_phase phase);
 
 /* "ok", "refused", … the metrics label of an attempt outcome. */
 const char *pge_runstate_outcome_name(enum pge_attempt_outcome outcome);
+
+/* The lock's state changes; times are passed in (monotonic for waiting, wall for held).
+ * holder may be NULL (unknown) and is copied. */
+void pge_runstate_lock_waiting(struct pge_runstate *st, const char *holder, int64_t now_mono_ms);
+void pge_runstate_lock_held(struct pge_runstate *st, const char *holder, int64_t now_unix_ms);
+void pge_runstate_lock_free(struct pge_runstate *st);
+
+/* "free", "waiting", "held". */
+const char *pge_runstate_lock_name(enum pge_lock_state state);
+
+/* The statement running now (version and name copied), or none (active 0). */
+void pge_runstate_running(struct pge_runstate *st, const char *version, const char *name,
+                          unsigned line);
+void pge_runstate_not_running(struct pge_runstate *st);
+
+/* Milliseconds on the wall clock. */
+int64_t pge_runstate_unix_ms(void);
 
 /* Milliseconds on the monotonic clock (the one clock the loop-side code reads). */
 int64_t pge_runstate_mono_ms(void);

@@ -52,6 +52,8 @@ struct pge_config {
     int ncommand;
     const char *target;  /* upgrade/downgrade/stamp target, healthcheck URL */
     int sql_only;        /* --sql: print the SQL, change nothing */
+    int format_json;     /* --format json (current, history, status) */
+    int exit_code;       /* --exit-code (status): 1 pending, 65 drift or out-of-order */
     const char *message; /* revision -m */
 
     const char *database_url;         /* NULL: libpq's PG* variables */
@@ -61,6 +63,9 @@ struct pge_config {
     int migrations_dir_set; /* given explicitly (a missing directory is then an error) */
     const char *table;
     const char *migrate_cmd;
+    const char *password_file;    /* read before every connection attempt, or NULL */
+    const char *password_command; /* run before every connection attempt, or NULL */
+    int create_database;          /* on 3D000, CREATE DATABASE through a maintenance database */
     int no_migrate;
     int wait_migrations;
     int allow_out_of_order;  /* apply an unapplied file older than the head, with a warning */
@@ -76,12 +81,14 @@ struct pge_config {
     const char *app_health_url;
     int exec;
     int64_t stop_timeout_ms;
+    int64_t stop_delay_ms; /* after TERM/INT: readiness 503 at once, COMMAND signalled later */
     int signal_group;
     struct pge_rewrite rewrite[PGE_CONFIG_MAX_REWRITE];
     size_t nrewrite;
     const char *user;
-    int64_t lock_wait_ms;    /* 0: forever */
-    int64_t lock_timeout_ms; /* 0: off */
+    int64_t lock_wait_ms;         /* 0: forever */
+    int64_t lock_timeout_ms;      /* 0: off */
+    int64_t statement_timeout_ms; /* per migration; 0: no limit (overrides the role's) */
     enum pge_log_format log_format;
     enum pge_log_level log_level;
 

@@ -36,6 +36,8 @@ struct pge_conninfo {
                                         raise it to READ_WRITE when they will write */
     int target_explicit;             /* the settings named target_session_attrs */
     char *display;                   /* redacted, for logs: "postgres://app:***@db:5432/app" */
+    char *password_file;             /* --password-file: read before every attempt, or NULL */
+    char *password_command;          /* --password-command: run before every attempt, or NULL */
 };
 
 /* Parse url (a postgres:// or postgresql:// URI, also in SQLAlchemy's postgresql+DRIVER://
@@ -45,12 +47,19 @@ struct pge_conninfo {
  * (service= or PGSERVICE) must be defined in the service files libpq reads: they are read
  * here, synchronously, so call this before the event loop runs. Returns 0, or -1 with a
  * one-line message in err that shows no password (malformed URL, unknown scheme, unknown
- * service: the caller exits 78). Always free out. */
+ * service: the caller exits 78). Always free out.
+ * TCP keepalives (keepalives=1, keepalives_idle=10, keepalives_interval=5,
+ * keepalives_count=3) and tcp_user_timeout=30000 are added to the options, each unless url
+ * sets it: a silent partition is noticed within 30 s. */
 int pge_conninfo_parse(struct pge_conninfo *out, const char *url, char **envp, char *err,
                        size_t errsize);
 
 /* libpq's name of t ("read-write", ...). Static string. */
 const char *pge_conninfo_target_name(enum pge_conninfo_target t);
+
+/* Where every attempt takes the password from, instead of any password in the URL: file or
+ * command (at most one, the other NULL) is copied. Returns 0, or -1 when out of memory. */
+int pge_conninfo_set_password_source(struct pge_conninfo *p, const char *file, const char *command);
 
 /* Free everything p owns and zero it. NULL-safe; safe after a failed parse. */
 void pge_conninfo_free(struct pge_conninfo *p);

@@ -43,6 +43,7 @@ struct pge_conn {
     ev_tstamp last_active;
     ev_tstamp linger_since;
     size_t in_len;
+    size_t in_scanned; /* how much of in the parser has seen (pge_httpreq_parse_next) */
     size_t out_off, out_len;
     char in[PGE_CONN_IN_CAP];
     char out[PGE_CONN_OUT_CAP];

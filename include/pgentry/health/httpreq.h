@@ -60,6 +60,16 @@ struct pge_httpreq {
  * HTTP/1.0 only with "Connection: keep-alive". Pure; safe from any thread. */
 int pge_httpreq_parse(const char *buf, size_t len, struct pge_httpreq *req);
 
+/* pge_httpreq_parse() for a buffer that grows as bytes arrive, without re-reading the whole
+ * head for every byte of a slow client (as picohttpparser's last_len): *scanned holds how much
+ * of buf earlier calls saw (0 for a new buffer: then this is exactly pge_httpreq_parse; set it
+ * back to 0 after consuming a request). While the head was PARTIAL, only the new bytes are
+ * looked at, and the head is parsed again only when they can decide it: the end of the head,
+ * a control byte, a length limit passed. Any verdict it returns is pge_httpreq_parse()'s for
+ * buf[0..len); a BAD or TOO_LARGE that other bytes would show (a bad token, a 33rd header)
+ * comes at the end of the head or at a length limit instead of at once. Pure. */
+int pge_httpreq_parse_next(const char *buf, size_t len, size_t *scanned, struct pge_httpreq *req);
+
 /* Whether a slice equals the NUL-terminated s, exactly (case-sensitive). Pure. */
 int pge_httpreq_str_eq(struct pge_httpreq_str a, const char *s);
 

@@ -43,21 +43,59 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
                         const char *name, const char *checksum, int64_t duration_ms,
                         const char *applied_by);
 
+/* A history row as query parameters, for pge_histsql_insert_sql() ($1 version, $2 name,
+ * $3 checksum, $4 duration_ms, NULL when the server computes it, $5 applied_by) and
+ * pge_histsql_delete_sql() ($1 only). values point into the struct itself and into the
+ * caller's strings: fill it in place, do not copy it, keep the strings alive while it is used.
+ * Sent as parameters, no value is ever parsed as SQL (whatever standard_conforming_strings
+ * is). */
+struct pge_histsql_row {
+    char version[24];
+    char duration[24];
+    const char *values[5];
+};
+
+/* Fill r; duration_ms < 0 leaves $4 NULL (the server's transaction time is used). Pure. */
+void pge_histsql_row_params(struct pge_histsql_row *r, int64_t version, const char *name,
+                            const char *checksum, int64_t duration_ms, const char *applied_by);
+
+/* INSERT of a history row taking the five parameters of struct pge_histsql_row. */
+void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable);
+
+/* DELETE of a history row taking its version as $1. */
+void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable);
+
 /* CREATE TABLE IF NOT EXISTS for the repeatable migrations' table (qrtable, quoted): name text
  * primary key, checksum, applied_at, duration_ms, applied_by. */
 void pge_histsql_create_repeatable_table(struct pge_histsql_buf *b, const char *qrtable);
 
-/* The record of a repeatable migration: insert, or update the row of that name. duration_ms
- * as for pge_histsql_insert(). */
+/* The record of a repeatable migration as printed SQL (--sql): insert, or update the row of
+ * that name. duration_ms as for pge_histsql_insert(). */
 void pge_histsql_upsert_repeatable(struct pge_histsql_buf *b, const char *qrtable, const char *name,
                                    const char *checksum, int64_t duration_ms,
                                    const char *applied_by);
+
+/* The record of a repeatable migration, insert or update of the row of that name, taking four
+ * parameters: $1 name, $2 checksum, $3 duration_ms (NULL: the server computes it), $4
+ * applied_by, i.e. values + 1 of a struct pge_histsql_row (its version is not used). */
+void pge_histsql_upsert_repeatable_sql(struct pge_histsql_buf *b, const char *qrtable);
 
 /* DELETE of a migration's history row (a downgrade, or stamp below it). */
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version);
 
 /* SET [LOCAL] lock_timeout = 'Nms'. */
 void pge_histsql_lock_timeout(struct pge_histsql_buf *b, int64_t ms, int local);
+
+/* The settings a migration runs under: SET [LOCAL] statement_timeout = 'Nms' (always: 0 is
+ * "no limit" and overrides a role's or server's timeout), then lock_timeout when lock_ms > 0.
+ * LOCAL for a migration in a transaction; a session SET for a no-transaction one, undone by
+ * pge_histsql_reset_timeouts() after its history row. */
+void pge_histsql_timeouts(struct pge_histsql_buf *b, int64_t statement_ms, int64_t lock_ms,
+                          int local);
+
+/* RESET statement_timeout (and lock_timeout when lock_ms > 0): back to the session's default,
+ * the role's or server's own setting, since pgentry sets them only around a migration. */
+void pge_histsql_reset_timeouts(struct pge_histsql_buf *b, int64_t lock_ms);
 
 /* Whether stmt[0..len) (a statement as the splitter returns it: starting at its first keyword)
  * ends or starts a transaction: BEGIN, START, COMMIT, END, ABORT, ROLLBACK (but not ROLLBACK TO

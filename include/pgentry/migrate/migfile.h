@@ -173,6 +173,7 @@ struct pge_migfile {
     int envsubst;                                /* .up.sql has the envsubst directive */
     int down_envsubst;                           /* .down.sql has it */
     int repeatable; /* R__slug.sql: version -1, version_text "R", no .down.sql */
+    int up_empty;   /* .up.sql has no statement (empty, or comments only): never applied */
 };
 
 /* A scanned directory. Plain data owned by the caller; release with pge_migfile_set_free(). */

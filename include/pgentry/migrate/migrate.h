@@ -11,6 +11,7 @@
 #include "pgentry/migrate/migfile.h"
 #include "pgentry/common/workqueue.h"
 #include "pgentry/common/outcome.h"
+#include "pgentry/supervise/privdrop.h"
 #include "pgentry/common/runstate.h"
 
 enum pge_migrate_op {
@@ -30,23 +31,29 @@ struct pge_migrate_opts {
     const char *table;              /* history table, maybe "schema.table" */
     int sql_only;                   /* --sql: print what would run, change nothing */
     int allow_out_of_order;         /* apply older unapplied files (warned) instead of 65 */
+    int format_json;                /* current/history/status: --format json */
+    int exit_code;                  /* status --exit-code: the outcome says pending or drift */
     int64_t lock_wait_ms;           /* 0: forever */
     int64_t lock_timeout_ms;        /* 0: off */
+    int64_t statement_timeout_ms;   /* set for each migration; 0: no limit (not "unset") */
     int64_t wait_timeout_ms;        /* PGE_MIGRATE_WAIT deadline; 0: forever */
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
     uint64_t seed;
-    const char *migrate_cmd;    /* PGE_MIGRATE_COMMAND */
-    int64_t stop_timeout_ms;    /* the command's grace after a stop signal (0: 5 s) */
-    const char *database_url;   /* exported as DATABASE_URL to the command, or NULL */
-    char **envp;                /* the command's environment base */
-    const sigset_t *orig_mask;  /* restored in the command */
-    struct pge_runstate *state; /* mig.* and phase kept up to date; may be NULL */
+    const char *migrate_cmd;            /* PGE_MIGRATE_COMMAND */
+    int64_t stop_timeout_ms;            /* the command's grace after a stop signal (0: 5 s) */
+    const char *database_url;           /* exported as DATABASE_URL to the command, or NULL */
+    char **envp;                        /* the command's environment base */
+    const sigset_t *orig_mask;          /* restored in the command */
+    const struct pge_privdrop *account; /* --user: the command runs as it (borrowed), or NULL */
+    const char *user;                   /* --user as typed, for messages */
+    struct pge_runstate *state;         /* mig.* and phase kept up to date; may be NULL */
 };
 
 struct pge_migrate;
 
-/* Called once with how the operation ended: OK, MIGRATION_FAILED, LOCK_TIMEOUT, NOT_READY
+/* Called once with how the operation ended: OK, PENDING (status --exit-code; MIGRATION_FAILED
+ * there means drift or out-of-order), MIGRATION_FAILED, LOCK_TIMEOUT, NOT_READY
  * (--wait-migrations deadline), USAGE (bad target), CONFIG (e.g. the history table's schema is
  * missing), INTERNAL, STOPPED (value = the stop signal; everything was rolled back and the lock
  * released). May free the engine. */

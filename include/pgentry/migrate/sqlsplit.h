@@ -71,4 +71,10 @@ unsigned pge_sqlsplit_line_at(const char *sql, size_t len, size_t offset);
  * Pure. */
 size_t pge_sqlsplit_char_offset(const char *stmt, size_t len, unsigned long position);
 
+/* The 1-based line of sql[0..len) holding PostgreSQL's error position (1-based characters, as
+ * in PG_DIAG_STATEMENT_POSITION) inside the statement sent as sql[stmt_offset..+stmt_len):
+ * pge_sqlsplit_char_offset() then pge_sqlsplit_line_at(). Pure. */
+unsigned pge_sqlsplit_position_line(const char *sql, size_t len, size_t stmt_offset,
+                                    size_t stmt_len, unsigned long position);
+
 #endif

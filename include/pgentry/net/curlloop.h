@@ -11,7 +11,9 @@ struct pge_curlloop;
  * response). The easy handle is no longer attached; the callee owns (and cleans up) it. */
 typedef void (*pge_curlloop_cb)(void *arg, CURL *easy, CURLcode rc, long status);
 
-/* NULL when out of memory. curl_global_init() must have been called (main does it). */
+/* NULL when out of memory. curl_global_init() must have been called (main does it). libcurl's
+ * multi handle is made on the first transfer, and every descriptor libcurl makes is marked
+ * close-on-exec: children inherit none of them. */
 struct pge_curlloop *pge_curlloop_new(struct ev_loop *loop);
 
 /* Start a configured transfer. CURLOPT_PRIVATE is used by this module. Returns 0 or -1. */

@@ -16,7 +16,8 @@ struct pge_preflight {
     struct pge_migset files;     /* the migration files, read once */
     int migrate;                 /* the run has a migration phase */
     int offline;                 /* upgrade --sql without a database: plan from an empty history */
-    struct pge_privdrop account; /* --user, resolved (NSS lookups happen here, off the loop) */
+    struct pge_privdrop account; /* --user, resolved (NSS lookups happen here, off the loop), for
+                                  * COMMAND and --migrate-cmd */
     int have_account;
 };
 

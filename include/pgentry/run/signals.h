@@ -21,11 +21,14 @@ struct pge_signals {
 
 /* Watch every signal a supervisor forwards and unblock them (a signal blocked when we were
  * started would reach neither a watcher nor the child). Synchronous faults stay fatal, KILL and
- * STOP cannot be caught, CHLD belongs to libev's reaper and PIPE is ignored (our own writes).
- * The watchers do not keep the loop alive. */
+ * STOP cannot be caught, CHLD belongs to libev's reaper, PIPE is ignored (our own writes), and
+ * TTIN and TTOU are ignored, not forwarded (as tini does). Call it first, before any work that
+ * can take time: as PID 1 a signal with no watcher is lost. The watchers do not keep the loop
+ * alive. */
 void pge_signals_watch(struct pge_signals *s, struct ev_loop *loop, pge_signals_cb cb, void *arg);
 
-/* Stop every watcher. Safe on a zeroed struct and to call twice. */
+/* Block the watched signals, then stop every watcher: a late signal stays pending instead of
+ * killing the process with its default action. Safe on a zeroed struct and to call twice. */
 void pge_signals_unwatch(struct pge_signals *s);
 
 #endif

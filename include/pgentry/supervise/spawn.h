@@ -29,10 +29,11 @@ struct pge_spawn_cmd {
 
 /* Fork COMMAND with every signal blocked across the fork; the child takes its own process
  * group (and tty_fd's foreground), resets every disposition, drops privileges, restores the
- * mask and execs through PATH. On success returns the pid and sets *report_fd to the
- * non-blocking read end of the report pipe (the caller closes it); a struct pge_spawn_report
- * arrives there if exec fails, EOF if it succeeds. Returns -1 with a message in err when
- * nothing was started. */
+ * mask, marks every descriptor above 2 close-on-exec and execs through PATH. COMMAND and
+ * --migrate-cmd both start here, so they get the same identity and the same descriptors. On success
+ * returns the pid and sets *report_fd to the non-blocking read end of the report pipe (the caller
+ * closes it); a struct pge_spawn_report arrives there if exec fails, EOF if it succeeds. Returns -1
+ * with a message in err when nothing was started. */
 pid_t pge_spawn_command(const struct pge_spawn_cmd *c, int *report_fd, char *err, size_t errsize);
 
 /* The outcome of a failed start as the child reported it (NOT_FOUND 127, CANNOT_EXEC 126, or

@@ -26,6 +26,7 @@ struct pge_supervisor_opts {
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
+    int64_t stop_delay_ms;      /* TERM/INT reach COMMAND only after this (0: at once) */
     struct pge_runstate *state; /* app.* fields are kept up to date; may be NULL */
     const sigset_t *orig_mask;  /* the mask pgentry started with: COMMAND gets it back (NULL:
                                  * empty) */
@@ -56,8 +57,10 @@ int pge_supervisor_start(struct pge_supervisor *s, struct pge_outcome *out, char
 
 /* A signal pgentry received while supervising: apply --rewrite, forward it (to the group with
  * --signal-group). A stop signal (TERM, INT, QUIT as received, unless rewritten to 0) also
- * starts --stop-timeout, after which the child's group is SIGKILLed. Once the main child has
- * exited, signals are no longer forwarded (the remaining processes are being stopped). */
+ * starts --stop-timeout, after which the child's group is SIGKILLed. With stop_delay_ms, the
+ * first TERM or INT is held that long before it is forwarded (and the stop timeout starts then);
+ * another stop signal meanwhile is forwarded at once, instead of the held one. Once the main child
+ * has exited, signals are no longer forwarded (the remaining processes are being stopped). */
 void pge_supervisor_signal(struct pge_supervisor *s, int signo);
 
 /* Whether signo asks pgentry to stop (TERM, INT or QUIT), in every phase. Pure. */
@@ -67,7 +70,7 @@ int pge_supervisor_is_stop_signal(int signo);
  * (signals belong to the supervisor during that time). */
 int pge_supervisor_active(const struct pge_supervisor *s);
 
-/* pge_supervisor_exec and pge_supervisor_spawn live in spawn.c, with COMMAND's own fork. */
+/* pge_supervisor_exec lives in spawn.c, with COMMAND's own fork. */
 
 /* --exec: replace the process with COMMAND (after switching to opts->account, default
  * dispositions, empty mask). Returns only on failure, with the outcome (NOT_FOUND, CANNOT_EXEC,
@@ -75,12 +78,13 @@ int pge_supervisor_active(const struct pge_supervisor *s);
 struct pge_outcome pge_supervisor_exec(const struct pge_supervisor_opts *opts, char *err,
                                        size_t errsize);
 
-/* Fork a helper process (such as --migrate-cmd) exactly as COMMAND is started: signals blocked
+/* Fork a helper process (such as --password-command) as COMMAND is started: signals blocked
  * across fork, its own process group, default dispositions, mask restored to mask (NULL:
- * empty), then execve(path, argv, envp). Returns the pid, or -1 with errno; a failed exec
- * exits 127. The caller watches the pid with its own ev_child watcher. */
-pid_t pge_supervisor_spawn(const char *path, char *const argv[], char *const envp[],
-                           const sigset_t *mask);
+ * empty), stdin and stdout replaced by in_fd and out_fd (-1: inherited; the caller still owns
+ * and closes both), descriptors from 3 closed, then execve(path, argv, envp). Returns the pid,
+ * or -1 with errno; a failed exec exits 127. The caller watches the pid with an ev_child. */
+pid_t pge_supervisor_spawn_stdio(const char *path, char *const argv[], char *const envp[],
+                                 const sigset_t *mask, int in_fd, int out_fd);
 
 /* Stop watching (children are left alone). NULL-safe. */
 void pge_supervisor_free(struct pge_supervisor *s);

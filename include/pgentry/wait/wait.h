@@ -19,7 +19,8 @@ struct pge_wait_opts {
     int64_t connect_timeout_ms;
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
-    uint64_t seed; /* jitter */
+    uint64_t seed;       /* jitter */
+    int create_database; /* on 3D000, CREATE DATABASE (pge_createdb) and go on waiting */
 };
 
 /* Called once with what the wait ended with: PGE_OUT_OK (every dependency answered),

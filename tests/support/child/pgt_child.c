@@ -333,6 +333,45 @@ static int cmd_subreaper(char **av)
     return 0;
 }
 
+/* fds FILE: the descriptors this process has open, "fds=0,1,2" and one line per descriptor
+ * with what it is (a leak shows as "fd 5 -> socket:[1234]"). */
+static int cmd_fds(char **av)
+{
+    char list[1024] = "", line[600], path[64], target[512];
+    size_t used = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int fds[256], n = 0;
+    if (!d)
+        return 99;
+    while ((de = readdir(d)) != NULL && n < 256) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end || de->d_name[0] == '.' || fd == dirfd(d))
+            continue;
+        fds[n++] = (int)fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) /* readdir order is not numeric */
+        for (int j = i + 1; j < n; j++)
+            if (fds[j] < fds[i]) {
+                int t = fds[i];
+                fds[i] = fds[j];
+                fds[j] = t;
+            }
+    for (int i = 0; i < n && used + 16 < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%d", i ? "," : "", fds[i]);
+    note(av[0], "fds=%s", list);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
+        ssize_t k = readlink(path, target, sizeof target - 1);
+        target[k > 0 ? k : 0] = '\0';
+        snprintf(line, sizeof line, "fd %d -> %s", fds[i], target);
+        note(av[0], "%s", line);
+    }
+    return 0;
+}
+
 /* masked PROG ARGS...: exec PROG with USR2 and INT blocked, HUP and QUIT ignored. */
 static int cmd_masked(char **av)
 {
@@ -371,7 +410,7 @@ int main(int argc, char **argv)
         {"signals", 2, cmd_signals},         {"group", 1, cmd_group},   {"orphans", 5, cmd_orphans},
         {"cleanup", 1, cmd_cleanup},         {"adopt", 1, cmd_adopt},   {"status", 1, cmd_status},
         {"ignore-term", 1, cmd_ignore_term}, {"masked", 1, cmd_masked}, {"raise", 1, cmd_raise},
-        {"subreaper", 1, cmd_subreaper},
+        {"subreaper", 1, cmd_subreaper},     {"fds", 1, cmd_fds},
     };
     if (argc >= 3 && strcmp(argv[1], "exit") == 0)
         return atoi(argv[2]);

@@ -215,3 +215,47 @@ enum pge_migplan_result pge_migplan_verify(struct pge_migplan *plan, const struc
     plan->count = 0;
     return PGE_MIGPLAN_OK;
 }
+
+static const struct pge_migplan_row *rrow_of(const struct pge_migplan_row *rrows, size_t n,
+                                             const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rrows[i].name && strcmp(rrows[i].name, name) == 0)
+            return &rrows[i];
+    return NULL;
+}
+
+enum pge_migplan_result pge_migplan_add_repeatables(struct pge_migplan *plan,
+                                                    const struct pge_migset *files,
+                                                    const struct pge_migplan_row *rrows,
+                                                    size_t nrrows, int apply)
+{
+    size_t n = files->nrepeatables;
+    if (n == 0)
+        return PGE_MIGPLAN_OK;
+    struct pge_migplan_item *items = realloc(plan->items, (plan->count + n) * sizeof *items);
+    if (!items) {
+        plan->result = PGE_MIGPLAN_NOMEM;
+        return PGE_MIGPLAN_NOMEM;
+    }
+    plan->items = items;
+    for (size_t i = 0; i < n; i++) {
+        const struct pge_migfile *f = &files->repeatables[i];
+        const struct pge_migplan_row *r = rrow_of(rrows, nrrows, f->name);
+        int same = r && r->checksum && strcasecmp(r->checksum, f->checksum) == 0;
+        if (apply && same)
+            continue;
+        struct pge_migplan_item *it = &plan->items[plan->count++];
+        *it = (struct pge_migplan_item){
+            .version = f->version,
+            .version_text = f->version_text,
+            .name = f->name,
+            .file = f,
+            .row = r,
+            .state = same ? PGE_MIGPLAN_IS_APPLIED : PGE_MIGPLAN_IS_PENDING,
+            .action = apply ? PGE_MIGPLAN_DO_APPLY : PGE_MIGPLAN_DO_NOTHING,
+        };
+        plan->states[it->state]++;
+    }
+    return PGE_MIGPLAN_OK;
+}

@@ -28,20 +28,21 @@ int pge_migplan_parse_target(const char *s, struct pge_migplan_target *t)
     return 0;
 }
 
-/* Drift, then order: what must hold before anything is applied. */
-static enum pge_migplan_result validate_upgrade(struct pge_migplan *plan, char *err, size_t errsize)
+/* Drift, then order (unless allowed): what must hold before anything is applied. */
+static enum pge_migplan_result validate_upgrade(struct pge_migplan *plan, unsigned flags, char *err,
+                                                size_t errsize)
 {
     size_t others;
     const struct pge_migplan_item *it = pge_migplan_first_in(plan, PGE_MIGPLAN_IS_DRIFT, &others);
     if (it)
         return pge_migplan_drift_error(plan, it, others, err, errsize);
     it = pge_migplan_first_in(plan, PGE_MIGPLAN_IS_OUT_OF_ORDER, &others);
-    if (it) {
+    if (it && !(flags & PGE_MIGPLAN_ALLOW_OUT_OF_ORDER)) {
         pge_errbuf_set(
             err, errsize,
             "%s (version %s) is not applied but is older than the newest applied version %s: "
             "renumber it above %s, or, if its changes are already in the database, record it "
-            "with `pgentry stamp %s`%s",
+            "with `pgentry stamp %s`, or apply it anyway with --allow-out-of-order%s",
             it->file->up_path, it->version_text, plan->head_text, plan->head_text, plan->head_text,
             others ? " (more such files: see pgentry status)" : "");
         return pge_migplan_fail(plan, PGE_MIGPLAN_OUT_OF_ORDER, it->version);
@@ -148,10 +149,13 @@ static const struct direction down = {PGE_MIGPLAN_CMD_DOWNGRADE,
                                       "applied",
                                       "an applied version (pgentry history), -N or base"};
 
-/* Whether an item is one the walk moves: a pending file up, an applied version down. */
+/* Whether an item is one the walk moves: a pending file up (out-of-order files reach the walk
+ * only when allowed, and then they are pending too), an applied version down. */
 static int movable(const struct direction *dir, const struct pge_migplan_item *it)
 {
-    return dir == &down ? it->row != NULL : it->state == PGE_MIGPLAN_IS_PENDING;
+    if (dir == &down)
+        return it->row != NULL;
+    return it->state == PGE_MIGPLAN_IS_PENDING || it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER;
 }
 
 /* What a revert needs: the file, an unchanged checksum and a .down.sql. */
@@ -227,14 +231,14 @@ static enum pge_migplan_result resolve(struct pge_migplan *plan, const struct di
 static enum pge_migplan_result walk(const struct direction *dir, struct pge_migplan *plan,
                                     const struct pge_migset *files,
                                     const struct pge_migplan_row *rows, size_t nrows,
-                                    const char *target, char *err, size_t errsize)
+                                    const char *target, unsigned flags, char *err, size_t errsize)
 {
     struct pge_migplan_target t;
     struct extent x;
     enum pge_migplan_result r = begin(plan, dir->cmd, files, rows, nrows, target, &t, err, errsize);
 
     if (r == PGE_MIGPLAN_OK && dir == &up)
-        r = validate_upgrade(plan, err, errsize);
+        r = validate_upgrade(plan, flags, err, errsize);
     if (r == PGE_MIGPLAN_OK)
         r = resolve(plan, dir, &t, &x, err, errsize);
     for (size_t i = 0; r == PGE_MIGPLAN_OK && i < plan->count && x.left > 0; i++) {
@@ -258,7 +262,16 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
                                             const struct pge_migplan_row *rows, size_t nrows,
                                             const char *target, char *err, size_t errsize)
 {
-    return walk(&up, plan, files, rows, nrows, target, err, errsize);
+    return walk(&up, plan, files, rows, nrows, target, 0, err, errsize);
+}
+
+enum pge_migplan_result pge_migplan_upgrade_flags(struct pge_migplan *plan,
+                                                  const struct pge_migset *files,
+                                                  const struct pge_migplan_row *rows, size_t nrows,
+                                                  const char *target, unsigned flags, char *err,
+                                                  size_t errsize)
+{
+    return walk(&up, plan, files, rows, nrows, target, flags, err, errsize);
 }
 
 enum pge_migplan_result pge_migplan_downgrade(struct pge_migplan *plan,
@@ -266,7 +279,7 @@ enum pge_migplan_result pge_migplan_downgrade(struct pge_migplan *plan,
                                               const struct pge_migplan_row *rows, size_t nrows,
                                               const char *target, char *err, size_t errsize)
 {
-    return walk(&down, plan, files, rows, nrows, target, err, errsize);
+    return walk(&down, plan, files, rows, nrows, target, 0, err, errsize);
 }
 
 enum pge_migplan_result pge_migplan_stamp(struct pge_migplan *plan, const struct pge_migset *files,

@@ -17,16 +17,20 @@ void pgt_world_init(struct pgt_world *w, const char *url_suffix)
     snprintf(w->env_url, sizeof w->env_url, "DATABASE_URL=%s%s", w->url,
              url_suffix ? url_suffix : "");
     snprintf(w->env_dir, sizeof w->env_dir, "PGENTRY_MIGRATIONS=%s", w->dir);
-    pgt_world_setenv(w, w->env_url);
-    pgt_world_setenv(w, w->env_dir);
+    pgt_world_setenv(w, "%s", w->env_url);
+    pgt_world_setenv(w, "%s", w->env_dir);
     pgt_world_setenv(w, "PGENTRY_HEALTH_ADDR=off");
 }
 
-void pgt_world_setenv(struct pgt_world *w, const char *name_value)
+void pgt_world_setenv(struct pgt_world *w, const char *fmt, ...)
 {
-    cr_assert_lt(w->nenv, PGT_WORLD_MAX_ENV, "too many variables for one world: %s", name_value);
-    w->env[w->nenv++] = name_value;
-    w->env[w->nenv] = NULL;
+    va_list ap;
+    cr_assert_lt(w->nenv, PGT_WORLD_MAX_ENV, "too many variables for one world: %s", fmt);
+    va_start(ap, fmt);
+    vsnprintf(w->vars[w->nenv], sizeof w->vars[0], fmt, ap);
+    va_end(ap);
+    w->env[w->nenv] = w->vars[w->nenv];
+    w->env[++w->nenv] = NULL;
 }
 
 void pgt_world_file(struct pgt_world *w, const char *name, const char *content)

@@ -16,6 +16,7 @@ struct pgt_world {
     char dir[256]; /* the migrations directory */
     char env_url[400];
     char env_dir[300];
+    char vars[PGT_WORLD_MAX_ENV][400];      /* "NAME=value" added with pgt_world_setenv() */
     const char *env[PGT_WORLD_MAX_ENV + 1]; /* NULL-terminated */
     size_t nenv;
 };
@@ -25,9 +26,10 @@ struct pgt_world {
  * PGENTRY_HEALTH_ADDR=off. Fails the test on error. */
 void pgt_world_init(struct pgt_world *w, const char *url_suffix);
 
-/* Add "NAME=value" to the environment (kept by pointer: it must outlive w). Fails the test
+/* Add "NAME=value", formatted like printf, to the environment (copied into w). Fails the test
  * when PGT_WORLD_MAX_ENV are already set. */
-void pgt_world_setenv(struct pgt_world *w, const char *name_value);
+void pgt_world_setenv(struct pgt_world *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Write content to dir/name, creating or truncating it. */
 void pgt_world_file(struct pgt_world *w, const char *name, const char *content);

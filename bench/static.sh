@@ -18,7 +18,9 @@
 #   c  idle supervisor after the database work: `pgentry --migrations ... -- sleep` (SCRAM,
 #      migrations at head, health endpoint on), measured once /readyz answers 200 and the
 #      supervisor has released its start-up memory; next to tini, dumb-init and catatonit
-#      supervising the same `sleep`: VmRSS, RssAnon and PSS from /proc, median of SAMPLES reads
+#      supervising the same `sleep`: VmRSS, RssAnon, RssFile and PSS from /proc, median of
+#      SAMPLES reads; static-nodb is the static supervisor with no database work at all (the
+#      floor of a forked-worker design), and the static one's resident mappings are listed
 #   d  size on disk: dist/pgentry, build/pgentry stripped (and the shared libraries it loads),
 #      tini-static, tini, dumb-init, catatonit
 # Prints per-run rows, a table, and `RESULT` lines (bench/stats.py). Exits non-zero only if the
@@ -164,6 +166,19 @@ for c in static dynamic; do
     "$STATIC" healthcheck "http://127.0.0.1:$port/readyz" >/dev/null ||
         { echo "bench: $c never became ready" >&2; cat "$out/c.$c.log" >&2; exit 1; }
 done
+# The same supervisor with no database work at all (--no-migrate, no DATABASE_URL): the floor a
+# design that ran the database phases in a forked worker could reach, since the supervisor would
+# then never touch libpq's or OpenSSL's pages or heap.
+port=$(pg_free_port)
+env -u DATABASE_URL "$STATIC" --no-migrate --log-level warn --health-addr "127.0.0.1:$port" -- \
+    sleep 100000 >"$out/c.static-nodb.log" 2>&1 &
+BG_PID=$!
+BENCH_PIDS+=("$BG_PID")
+PID[static-nodb]=$BG_PID
+until "$STATIC" healthcheck "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+    kill -0 "$BG_PID" 2>/dev/null || { cat "$out/c.static-nodb.log" >&2; exit 1; }
+    sleep 0.02
+done
 bench_bg tini -s -- sleep 100000
 PID[tini]=$BG_PID
 bench_bg tini-static -s -- sleep 100000
@@ -172,7 +187,7 @@ bench_bg dumb-init sleep 100000
 PID[dumb-init]=$BG_PID
 bench_bg catatonit -- sleep 100000
 PID[catatonit]=$BG_PID
-inits=(static dynamic tini tini-static dumb-init catatonit)
+inits=(static static-nodb dynamic tini tini-static dumb-init catatonit)
 # Every init has had its child running for a while before the first read.
 for n in "${inits[@]}"; do
     until [ -n "$(cat /proc/"${PID[$n]}"/task/*/children 2>/dev/null)" ]; do sleep 0.01; done
@@ -183,12 +198,22 @@ for ((s = 1; s <= SAMPLES; s++)); do
         p=${PID[$n]}
         awk '/^VmRSS/ { printf "%.3f\n", $2 / 1024 }' /proc/"$p"/status >>"$samples/c.$n.rss"
         awk '/^RssAnon/ { printf "%.3f\n", $2 / 1024 }' /proc/"$p"/status >>"$samples/c.$n.anon"
+        awk '/^RssFile/ { printf "%.3f\n", $2 / 1024 }' /proc/"$p"/status >>"$samples/c.$n.file"
         awk '/^Pss:/ { printf "%.3f\n", $2 / 1024 }' /proc/"$p"/smaps_rollup >>"$samples/c.$n.pss"
     done
 done
-printf '%-12s %10s %10s %10s\n' init RSS-MiB anon-MiB PSS-MiB
+printf '%-12s %10s %10s %10s %10s\n' init RSS-MiB anon-MiB file-MiB PSS-MiB
 for n in "${inits[@]}"; do
-    printf '%-12s %10s %10s %10s\n' "$n" "$(last "c.$n.rss")" "$(last "c.$n.anon")" "$(last "c.$n.pss")"
+    printf '%-12s %10s %10s %10s %10s\n' "$n" "$(last "c.$n.rss")" "$(last "c.$n.anon")" \
+        "$(last "c.$n.file")" "$(last "c.$n.pss")"
+done
+# Where the static supervisor's resident kilobytes are, mapping by mapping (file-backed pages
+# come back 64 KiB at a time: the kernel maps a page's cached neighbours on each fault).
+echo "static, resident mappings (kB):"
+awk '/^[0-9a-f]+-[0-9a-f]+ / { m = $2 " " ($6 == "" ? "[anon]" : $6) }
+     /^Rss:/ && $2 > 0 { printf "  %-8s %6d  %s\n", "rss", $2, m }
+     /^Anonymous:/ && $2 > 0 { printf "  %-8s %6d  %s\n", "anon", $2, m }' /proc/"${PID[static]}"/smaps
+for n in "${inits[@]}"; do
     kill -TERM "${PID[$n]}" 2>/dev/null || true
 done
 
@@ -240,6 +265,9 @@ for n in "${inits[@]}"; do
     bench_summary "c.$n.idle_pss" "$samples/c.$n.pss" --unit MiB
 done
 bench_summary c.static.idle_anon "$samples/c.static.anon" --unit MiB
+bench_summary c.static.idle_file "$samples/c.static.file" --unit MiB
+bench_summary c.static-nodb.idle_anon "$samples/c.static-nodb.anon" --unit MiB
+bench_summary c.static-nodb.idle_file "$samples/c.static-nodb.file" --unit MiB
 bench_summary c.dynamic.idle_anon "$samples/c.dynamic.anon" --unit MiB
 bench_summary d.static_bytes "$samples/d.static" --unit B
 bench_summary d.dynamic_bytes "$samples/d.dynamic" --unit B

@@ -118,13 +118,14 @@ static void render_lock(struct pge_json_buf *b, const struct pge_runstate *st)
     pge_json_string(b, st->running.version);
     pge_json_puts(b, ",\"name\":");
     pge_json_string(b, st->running.name);
-    pge_json_printf(b, ",\"line\":%u,\"index_build\":", st->running.line);
+    pge_json_printf(b, ",\"line\":%u", st->running.line);
     const struct pge_runstate_index_build *ib = &st->running.index_build;
     if (!ib->active) {
-        pge_json_puts(b, "null}");
+        pge_json_puts(b, "}");
         return;
     }
-    pge_json_puts(b, "{\"phase\":");
+    /* Only while an index is built, like the gauges. */
+    pge_json_puts(b, ",\"index_build\":{\"phase\":");
     pge_json_string(b, ib->phase);
     pge_json_printf(b,
                     ",\"blocks_done\":%lld,\"blocks_total\":%lld,\"tuples_done\":%lld,"

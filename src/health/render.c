@@ -118,7 +118,20 @@ static void render_lock(struct pge_json_buf *b, const struct pge_runstate *st)
     pge_json_string(b, st->running.version);
     pge_json_puts(b, ",\"name\":");
     pge_json_string(b, st->running.name);
-    pge_json_printf(b, ",\"line\":%u}", st->running.line);
+    pge_json_printf(b, ",\"line\":%u", st->running.line);
+    const struct pge_runstate_index_build *ib = &st->running.index_build;
+    if (!ib->active) {
+        pge_json_puts(b, "}");
+        return;
+    }
+    /* Only while an index is built, like the gauges. */
+    pge_json_puts(b, ",\"index_build\":{\"phase\":");
+    pge_json_string(b, ib->phase);
+    pge_json_printf(b,
+                    ",\"blocks_done\":%lld,\"blocks_total\":%lld,\"tuples_done\":%lld,"
+                    "\"tuples_total\":%lld,\"lockers_done\":%lld,\"lockers_total\":%lld}}",
+                    ib->blocks_done, ib->blocks_total, ib->tuples_done, ib->tuples_total,
+                    ib->lockers_done, ib->lockers_total);
 }
 
 static void render_status(struct pge_json_buf *b, const struct pge_runstate *st)
@@ -196,6 +209,32 @@ static void render_lock_metrics(struct pge_json_buf *b, const struct pge_runstat
     metric_head(b, "pgentry_migration_running_line", "gauge",
                 "First line of the migration statement running now.");
     pge_json_printf(b, "pgentry_migration_running_line %u\n", st->running.line);
+    const struct pge_runstate_index_build *ib = &st->running.index_build;
+    if (!ib->active)
+        return;
+    /* PostgreSQL's blocks_total and tuples_total are *_planned here: a gauge ending in _total
+     * reads as a counter (promtool refuses it). */
+    const struct {
+        const char *name, *help;
+        long long v;
+    } gauges[] = {
+        {"pgentry_index_build_blocks_done",
+         "Blocks the index build of the running migration statement has processed.",
+         ib->blocks_done},
+        {"pgentry_index_build_blocks_planned",
+         "Blocks the index build of the running migration statement has to process.",
+         ib->blocks_total},
+        {"pgentry_index_build_tuples_done",
+         "Tuples the index build of the running migration statement has processed.",
+         ib->tuples_done},
+        {"pgentry_index_build_tuples_planned",
+         "Tuples the index build of the running migration statement has to process.",
+         ib->tuples_total},
+    };
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++) {
+        metric_head(b, gauges[i].name, "gauge", gauges[i].help);
+        pge_json_printf(b, "%s %lld\n", gauges[i].name, gauges[i].v);
+    }
 }
 
 /* The state pgentry reports: phase, database, migrations, application. */

@@ -271,6 +271,7 @@ static void check_invalid_indexes(struct pge_migrate *m)
 static void on_statement(void *arg, PGresult *res)
 {
     struct pge_migrate *m = arg;
+    pge_progress_stop(m->progress);
     if (!pge_migrate_result_back(m, res, "running a migration"))
         return;
     ExecStatusType st = PQresultStatus(res);
@@ -329,8 +330,12 @@ static void next_statement(struct pge_migrate *m)
             pge_runstate_running(m->o.state, it->version_text, it->name, m->stmt.line);
         int rc = pge_pgquery_send(m->q, m->text + m->stmt.offset, -1, NULL, on_statement, m);
         *end = saved;
-        if (rc < 0)
+        if (rc < 0) {
             pge_migrate_lost(m, "running a migration");
+            return;
+        }
+        if (pge_progress_may_build_index(m->text + m->stmt.offset, m->stmt.length))
+            pge_progress_watch(m->progress, PQbackendPID(m->conn));
         return;
     }
     case PGE_SQLSPLIT_END:

@@ -45,6 +45,7 @@ void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
     ev_io_stop(m->loop, &m->notify_io);
     pge_migrate_lease_stop(m);
     pge_migrate_drop_item(m);
+    pge_progress_stop(m->progress);
     if (m->o.state)
         pge_runstate_lock_free(m->o.state);
     m->cb(m->arg, out);
@@ -330,6 +331,9 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
     host[sizeof host - 1] = '\0';
     snprintf(m->applied_by, sizeof m->applied_by, "pgentry %s on %s", PGENTRY_VERSION,
              host[0] ? host : "unknown host");
+    if (opts->progress_db && opts->state)
+        m->progress = pge_progress_new(loop, off, opts->progress_db, opts->connect_timeout_ms,
+                                       opts->state); /* NULL: no progress, nothing else lost */
     pge_migrate_lock_init(m);
     pge_migrate_lease_init(m);
     ev_timer_init(&m->stop_timer, on_stop_grace, STOP_GRACE_MS / 1000.0, 0.0);
@@ -453,6 +457,7 @@ void pge_migrate_free(struct pge_migrate *m)
     free(m->text);
     free(m->raw);
     pge_migrate_lease_stop(m);
+    pge_progress_free(m->progress);
     free(m->qtable);
     free(m->qlease);
     free(m);

@@ -15,6 +15,7 @@
 #include "pgentry/migrate/histsql.h"
 #include "pgentry/migrate/migplan.h"
 #include "pgentry/migrate/migrate.h"
+#include "pgentry/migrate/progress.h"
 #include "pgentry/migrate/sqlsplit.h"
 
 #define STOP_GRACE_MS    5000 /* cancel + rollback + unlock must fit in this after a stop */
@@ -105,6 +106,8 @@ struct pge_migrate {
     struct pge_outcome pending; /* reported once the lock is released */
     int finished;
     ev_timer kick;
+
+    struct pge_progress *progress; /* index-build progress of the running statement, or NULL */
 };
 
 static inline int64_t now_ms(void)

@@ -177,6 +177,8 @@ static void start_migrations(struct run *r)
         .account = r->pre.have_account ? &r->pre.account : NULL,
         .user = cfg->user,
         .state = &r->state,
+        .progress_db = r->pre.have_db ? &r->pre.db : NULL,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
     };
     r->state.phase = PGE_PHASE_MIGRATING;
     r->mig = pge_migrate_new(r->loop, r->off, r->conn, &mo, on_migrated, r);

@@ -24,6 +24,14 @@ enum pge_phase {
 #define PGE_RUNSTATE_HOLDER_MAX  128
 #define PGE_RUNSTATE_NAME_MAX    128
 #define PGE_RUNSTATE_VERSION_MAX 24
+#define PGE_RUNSTATE_PHASE_MAX   64
+
+/* pg_stat_progress_create_index's row for the backend of the running migration statement. */
+struct pge_runstate_index_build {
+    int active; /* the statement builds an index now (and its progress was read) */
+    char phase[PGE_RUNSTATE_PHASE_MAX]; /* as PostgreSQL names it: "building index: …" */
+    long long blocks_total, blocks_done, tuples_total, tuples_done, lockers_total, lockers_done;
+};
 
 /* Plain data, one instance owned by the run. Writers: the phases on the loop thread; readers:
  * the health endpoint on the same thread. No string here may hold a secret. */
@@ -64,6 +72,7 @@ struct pge_runstate {
         char version[PGE_RUNSTATE_VERSION_MAX];
         char name[PGE_RUNSTATE_NAME_MAX];
         unsigned line; /* first line of the statement in its file */
+        struct pge_runstate_index_build index_build;
     } running;
 
     struct {

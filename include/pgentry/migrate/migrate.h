@@ -13,6 +13,7 @@
 #include "pgentry/common/outcome.h"
 #include "pgentry/supervise/privdrop.h"
 #include "pgentry/common/runstate.h"
+#include "pgentry/db/conninfo.h"
 
 enum pge_migrate_op {
     PGE_MIGRATE_UPGRADE = 0, /* target: head|+N|VERSION (NULL = head) */
@@ -48,6 +49,11 @@ struct pge_migrate_opts {
     const struct pge_privdrop *account; /* --user: the command runs as it (borrowed), or NULL */
     const char *user;                   /* --user as typed, for messages */
     struct pge_runstate *state;         /* mig.* and phase kept up to date; may be NULL */
+    /* The migration connection's settings (borrowed): a second connection with them reads an
+     * index build's progress into state (both needed; NULL: no progress), bounded by
+     * connect_timeout_ms. */
+    const struct pge_conninfo *progress_db;
+    int64_t connect_timeout_ms;
 };
 
 struct pge_migrate;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "pgentry/common/log.h"
+#include "pgentry/common/logsink.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/runstate.h"
 #include "pgentry/common/workqueue.h"
@@ -326,6 +327,7 @@ static void cleanup(struct run *r)
     pge_workqueue_free(r->off);
     r->off = NULL;
     pge_signals_unwatch(&r->sigs);
+    pge_logsink_detach();
 }
 
 /* --exec, once the loop has ended: close everything and replace the process with COMMAND.
@@ -345,6 +347,7 @@ static struct pge_outcome exec_command(struct run *r)
         pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
                  "handle signals itself");
     pge_info("replacing pgentry with the command (--exec)", PGE_STR("command", cfg->command[0]));
+    pge_logsink_flush(PGE_LOGSINK_EXIT_FLUSH_MS);
     struct pge_outcome out = pge_supervisor_exec(&so, err, sizeof err);
     pge_error(err);
     return out;
@@ -380,6 +383,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("could not create the event loop");
         return out;
     }
+    pge_logsink_attach(r.loop);
     /* Not with --exec: the flag survives execve, and the app would collect orphans it never
      * reaps. */
     if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_supervisor_init_process() < 0)

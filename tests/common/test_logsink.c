@@ -1,8 +1,10 @@
 /* Integration tests for the logger's sink: a full, unread stderr never stops PID 1. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pgentry/common/log.h"
+#include "pgentry/common/logsink.h"
 #include "pgt.h"
 #include "pgt_http.h"
 
@@ -322,5 +326,208 @@ Test(logsink, command_keeps_a_blocking_stderr, .timeout = 60, .fini = kill_pgent
     assert_whole_lines(log, len, 1);
     free(flags);
     free(log);
+    close(p[0]);
+}
+
+/* ---- In process: the sink itself, on a pipe whose write end is non-blocking --------------- */
+
+/* A pipe of one page, non-blocking on the logger's side; the logger writes to p[1]. */
+static void small_pipe(int p[2])
+{
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0);
+    cr_assert_eq(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    pge_log_setup(PGE_LOG_DEBUG, PGE_LOG_TEXT);
+    pge_log_set_fd(p[1]);
+}
+
+static void *fill(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100000 && pge_logsink_dropped() == 0; i++)
+        pge_info("filling the pipe", PGE_INT("i", i), PGE_STR("pad", "xxxxxxxxxxxxxxxxxxxxxxxxxx"));
+    return NULL;
+}
+
+struct drain {
+    ev_io io;
+    ev_timer timeout;
+    char *buf;
+    size_t len, cap;
+};
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct drain *d = (struct drain *)w;
+    (void)revents;
+    if (d->len + 65536 + 1 > d->cap) {
+        d->cap = d->cap * 2 + 65536 + 1;
+        d->buf = realloc(d->buf, d->cap);
+        cr_assert_not_null(d->buf);
+    }
+    ssize_t r = read(w->fd, d->buf + d->len, 65536);
+    if (r > 0)
+        d->len += (size_t)r;
+    d->buf[d->len] = '\0';
+    const char *n = strstr(d->buf, "log lines dropped: stderr was full");
+    if (n && strchr(n, '\n'))
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Fill the pipe (from the loop's thread or another), then only read it while the loop runs:
+ * the sink's watcher alone writes the backlog and, once drained, the notice. */
+static void backlog_drains_on_the_loop(int from_thread)
+{
+    int p[2];
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct drain d = {.buf = NULL};
+    small_pipe(p);
+    pge_logsink_attach(loop);
+    if (from_thread) {
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, fill, NULL), 0);
+        pthread_join(t, NULL);
+    } else {
+        fill(NULL);
+    }
+    unsigned long long dropped = pge_logsink_dropped();
+    cr_assert_gt(dropped, 0);
+    ev_io_init(&d.io, on_readable, p[0], EV_READ);
+    ev_io_start(loop, &d.io);
+    ev_timer_init(&d.timeout, on_timeout, 20.0, 0);
+    ev_timer_start(loop, &d.timeout);
+    ev_run(loop, 0);
+    cr_assert_not_null(d.buf);
+    const char *n = strstr(d.buf, "log lines dropped: stderr was full dropped=");
+    cr_assert_not_null(n, "the watcher wrote the backlog and the notice");
+    cr_assert_eq(strtoull(n + strlen("log lines dropped: stderr was full dropped="), NULL, 10),
+                 dropped);
+    assert_whole_lines(d.buf, d.len, 10);
+    pge_logsink_detach();
+    ev_loop_destroy(loop);
+    free(d.buf);
+    close(p[0]);
+    close(p[1]);
+}
+
+Test(logsink, backlog_drains_through_the_loop_watcher, .timeout = 60)
+{
+    backlog_drains_on_the_loop(0);
+}
+
+Test(logsink, backlog_from_a_worker_thread_wakes_the_loop, .timeout = 60)
+{
+    backlog_drains_on_the_loop(1);
+}
+
+struct reader {
+    int fd;
+    char *buf;
+    size_t len, cap;
+};
+
+/* A slow reader: the writers meet a full pipe now and then. */
+static void *slow_read(void *arg)
+{
+    struct reader *r = arg;
+    for (;;) {
+        if (r->len + 4096 + 1 > r->cap) {
+            r->cap = r->cap * 2 + 4096 + 1;
+            r->buf = realloc(r->buf, r->cap);
+        }
+        ssize_t n = read(r->fd, r->buf + r->len, 4096);
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+        usleep(300);
+    }
+    r->buf[r->len] = '\0';
+    return NULL;
+}
+
+static void *log_lines(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < 3000; i++)
+        pge_info("thread line", PGE_INT("t", id), PGE_INT("i", i));
+    return NULL;
+}
+
+/* Four threads at once: every line whole, each thread's lines in order, and each line either
+ * written or counted as dropped. */
+Test(logsink, threads_log_whole_lines_in_order, .timeout = 60)
+{
+    int p[2];
+    pthread_t w[4], rt;
+    struct reader r = {.buf = NULL};
+    small_pipe(p);
+    r.fd = p[0];
+    cr_assert_eq(pthread_create(&rt, NULL, slow_read, &r), 0);
+    for (long i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&w[i], NULL, log_lines, (void *)i), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(w[i], NULL);
+    cr_assert_eq(pge_logsink_flush(20000), 0);
+    close(p[1]);
+    pthread_join(rt, NULL);
+    assert_whole_lines(r.buf, r.len, 100);
+    long last[4] = {-1, -1, -1, -1};
+    unsigned long long got = 0;
+    for (const char *l = strstr(r.buf, "thread line"); l; l = strstr(l + 1, "thread line")) {
+        long t = strtol(strstr(l, " t=") + 3, NULL, 10);
+        long i = strtol(strstr(l, " i=") + 3, NULL, 10);
+        cr_assert(t >= 0 && t < 4);
+        cr_assert_gt(i, last[t], "thread %ld: line %ld after %ld", t, i, last[t]);
+        last[t] = i;
+        got++;
+    }
+    cr_assert_leq(got, 12000);
+    cr_assert_geq(got + pge_logsink_dropped(), 12000, "written or counted: %llu + %llu", got,
+                  pge_logsink_dropped());
+    free(r.buf);
+    close(p[0]);
+}
+
+/* A forked child (a spawn helper) that logs writes its own line only: the parent's backlog is
+ * the parent's to write, once. */
+Test(logsink, forked_child_does_not_repeat_the_backlog, .timeout = 60)
+{
+    int p[2];
+    pthread_t rt;
+    struct reader r = {.buf = NULL};
+    small_pipe(p);
+    fill(NULL);
+    cr_assert_gt(pge_logsink_dropped(), 0, "a backlog is queued");
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        pge_info("from the child");
+        _exit(pge_logsink_flush(20000) == 0 ? 0 : 1);
+    }
+    r.fd = p[0];
+    cr_assert_eq(pthread_create(&rt, NULL, slow_read, &r), 0);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cr_assert_eq(pge_logsink_flush(20000), 0);
+    close(p[1]);
+    pthread_join(rt, NULL);
+    assert_whole_lines(r.buf, r.len, 10);
+    cr_assert_not_null(strstr(r.buf, "from the child"));
+    long last = -1;
+    for (const char *l = strstr(r.buf, "filling the pipe"); l;
+         l = strstr(l + 1, "filling the pipe")) {
+        long i = strtol(strstr(l, " i=") + 3, NULL, 10);
+        cr_assert_gt(i, last, "line i=%ld written twice or out of order (after %ld)", i, last);
+        last = i;
+    }
+    free(r.buf);
     close(p[0]);
 }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,7 +22,8 @@
 #include "pgt.h"
 #include "pgt_http.h"
 
-static pid_t g_pid; /* the pgentry under test, killed by the fini when a test fails */
+static pid_t g_pid;     /* the pgentry under test, killed by the fini when a test fails */
+static int g_hide_proc; /* run it in a mount namespace with an empty /proc */
 
 static void kill_pgentry(void)
 {
@@ -50,6 +53,10 @@ static pid_t spawn_with_stderr(const char *const *args, int errfd, const char *o
         dup2(errfd, 2);
     else
         close(2);
+    if (g_hide_proc &&
+        (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+         mount("none", "/proc", "tmpfs", 0, NULL) < 0))
+        _exit(99);
     setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -143,6 +150,20 @@ Test(logsink, full_pipe_keeps_health_and_signals, .timeout = 90, .fini = kill_pg
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
     /* The smallest pipe: full after a few lines rather than 64 KiB of them. */
+    cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %s", strerror(errno));
+    full_stderr_keeps_pid1_going(p[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* No /proc to reopen the pipe through: the fallback polls before each write. */
+Test(logsink, full_pipe_without_proc_keeps_health_and_signals, .timeout = 90, .fini = kill_pgentry)
+{
+    int p[2];
+    if (geteuid() != 0)
+        cr_skip_test("hiding /proc needs a mount namespace (root)");
+    g_hide_proc = 1;
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
     cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %s", strerror(errno));
     full_stderr_keeps_pid1_going(p[1]);
     close(p[0]);

@@ -137,6 +137,13 @@ static ssize_t write_chunk(struct iovec *iov, int niov)
         }
         if (r < 0)
             return -1;
+        /* More than PIPE_BUF could block on a blocking pipe: a longer line goes in pieces. */
+        if (iov[0].iov_len >= PIPE_BUF) {
+            iov[0].iov_len = PIPE_BUF;
+            niov = 1;
+        } else if (niov == 2 && iov[0].iov_len + iov[1].iov_len > PIPE_BUF) {
+            iov[1].iov_len = PIPE_BUF - iov[0].iov_len;
+        }
         return writev(g_fd, iov, niov);
     }
     case SINK_WRITE:

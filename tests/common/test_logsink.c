@@ -145,32 +145,32 @@ static void full_stderr_keeps_pid1_going(int errfd)
     close(lfd);
 }
 
-Test(logsink, full_pipe_keeps_health_and_signals, .timeout = 90, .fini = kill_pgentry)
+/* A full pipe of the smallest size: full after a few lines rather than 64 KiB of them. */
+static void full_pipe_keeps_pid1_going(void)
 {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    /* The smallest pipe: full after a few lines rather than 64 KiB of them. */
     cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %s", strerror(errno));
     full_stderr_keeps_pid1_going(p[1]);
     close(p[0]);
     close(p[1]);
 }
 
+Test(logsink, full_pipe_keeps_health_and_signals, .timeout = 90, .fini = kill_pgentry)
+{
+    full_pipe_keeps_pid1_going();
+}
+
 /* No /proc to reopen the pipe through: the fallback polls before each write. */
 Test(logsink, full_pipe_without_proc_keeps_health_and_signals, .timeout = 90, .fini = kill_pgentry)
 {
-    int p[2];
     if (geteuid() != 0)
         cr_skip_test("hiding /proc needs a mount namespace (root)");
 #if defined(__SANITIZE_ADDRESS__)
     cr_skip_test("the sanitizers' runtime needs /proc");
 #endif
     g_hide_proc = 1;
-    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %s", strerror(errno));
-    full_stderr_keeps_pid1_going(p[1]);
-    close(p[0]);
-    close(p[1]);
+    full_pipe_keeps_pid1_going();
 }
 
 Test(logsink, full_socket_keeps_health_and_signals, .timeout = 90, .fini = kill_pgentry)

@@ -8,6 +8,7 @@
 #include "pgentry/config/config.h"
 #include "pgentry/health/healthcheck.h"
 #include "pgentry/common/log.h"
+#include "pgentry/common/logsink.h"
 #include "pgentry/migrate/migfile.h"
 #include "pgentry/common/outcome.h"
 #include "pgentry/run/run.h"
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
     /* Before anything else runs: ps and /proc/PID/cmdline must never show a password. */
     pge_config_hide_secrets(&cfg, argv);
     pge_log_setup(cfg.log_level, cfg.log_format);
+    pge_logsink_open_stderr();
     switch (cfg.cmd) {
     case PGE_CMD_HELP:
         fputs(pge_config_help(), stdout);
@@ -120,6 +122,8 @@ int main(int argc, char **argv)
         break;
     }
 done:
+    /* What a full stderr still holds: bounded, so a pipe nobody reads cannot hold the exit. */
+    pge_logsink_flush(PGE_LOGSINK_EXIT_FLUSH_MS);
     pge_config_free(&cfg);
     return exit_code(out);
 }

@@ -1,4 +1,5 @@
-/* The one logger: level-filtered, one line per event on stderr, text (logfmt) or JSON. */
+/* The one logger: level-filtered, one line per event on stderr, text (logfmt) or JSON. Lines
+ * leave through logsink, which never blocks. */
 #include "pgentry/common/log.h"
 
 #include <ctype.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "pgentry/common/json.h"
+#include "pgentry/common/logsink.h"
 
 #define LINE_MAX_BYTES 16384
 #define LINE_RESERVE   32
@@ -20,7 +22,6 @@
 
 static enum pge_log_level g_level = PGE_LOG_INFO;
 static enum pge_log_format g_format = PGE_LOG_TEXT;
-static int g_fd = 2;
 static char g_secrets[MAX_SECRETS][SECRET_MAX];
 static size_t g_nsecrets;
 
@@ -34,7 +35,7 @@ void pge_log_setup(enum pge_log_level level, enum pge_log_format format)
 
 void pge_log_set_fd(int fd)
 {
-    g_fd = fd;
+    pge_logsink_use_fd(fd);
 }
 
 int pge_log_parse_level(const char *s, enum pge_log_level *out)
@@ -317,16 +318,6 @@ void pge_log_emit(enum pge_log_level level, const char *msg, ...)
         pge_json_puts(&l, "}");
     pge_json_put(&l, "\n", 1);
 
-    const char *p = l.p;
-    size_t left = l.len;
-    while (left > 0) {
-        ssize_t w = write(g_fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        p += w;
-        left -= (size_t)w;
-    }
+    pge_logsink_write(l.p, l.len);
     errno = saved_errno;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pgentry/common/logsink.h"
 #include "pgentry/health/health.h"
 
 static const char *const route_paths[PGE_RENDER_ROUTES_] = {"/livez",  "/readyz",  "/healthz",
@@ -323,6 +324,10 @@ static void render_server_metrics(struct pge_json_buf *b, const struct pge_runst
     pge_json_printf(b, "pgentry_http_connections_dropped_total{reason=\"timeout\"} %llu\n",
                     h->timed_out);
     pge_json_printf(b, "pgentry_http_connections_dropped_total{reason=\"no_fd\"} %llu\n", h->shed);
+
+    metric_head(b, "pgentry_log_lines_dropped_total", "counter",
+                "Log lines dropped because stderr was full (or its reader gone).");
+    pge_json_printf(b, "pgentry_log_lines_dropped_total %llu\n", pge_logsink_dropped());
 
     metric_head(b, "process_start_time_seconds", "gauge",
                 "Start time of the process since the Unix epoch.");

@@ -8,6 +8,7 @@
 
 #include "pgentry/common/clear.h"
 #include "pgentry/common/log.h"
+#include "pgentry/common/logsink.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/runstate.h"
 #include "pgentry/common/workqueue.h"
@@ -323,6 +324,7 @@ static void cleanup(struct run *r)
     PGE_CLEAR(r->curl, pge_curlloop_free);
     PGE_CLEAR(r->off, pge_workqueue_free);
     pge_signals_unwatch(&r->sigs);
+    pge_logsink_detach();
 }
 
 /* --exec, once the loop has ended: close everything and replace the process with COMMAND.
@@ -342,6 +344,7 @@ static struct pge_outcome exec_command(struct run *r)
         pge_warn("--exec as PID 1: the command becomes init and must reap zombies and "
                  "handle signals itself");
     pge_info("replacing pgentry with the command (--exec)", PGE_STR("command", cfg->command[0]));
+    pge_logsink_flush(PGE_LOGSINK_EXIT_FLUSH_MS);
     struct pge_outcome out = pge_supervisor_exec(&so, err, sizeof err);
     pge_error(err);
     return out;
@@ -377,6 +380,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         pge_error("could not create the event loop");
         return out;
     }
+    pge_logsink_attach(r.loop);
     /* Not with --exec: the flag survives execve, and the app would collect orphans it never
      * reaps. */
     if (cfg->cmd == PGE_CMD_RUN && !cfg->exec && pge_supervisor_init_process() < 0)

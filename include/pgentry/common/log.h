@@ -59,12 +59,13 @@ int pge_log_add_secret(const char *secret);
  * pgentry another way (the health endpoint's last_error). Returns out. */
 char *pge_log_scrub(const char *text, char *out, size_t size);
 
-/* Send lines to fd instead of stderr (tests). */
+/* Send lines to fd, as it is, instead of stderr (tests). */
 void pge_log_set_fd(int fd);
 
 /* Write one line. Variadic arguments are struct pge_log_field values, ending with
- * PGE_LOG_END_; use the pge_log() macro, which adds it. Safe to call from any thread
- * (one write(2) per line). Never fails visibly: a line that cannot be written is dropped. */
+ * PGE_LOG_END_; use the pge_log() macro, which adds it. Safe to call from any thread; never
+ * blocks (logsink.h: a full stderr queues the line in a bounded buffer, or drops and counts
+ * it). Never fails visibly: a line that cannot be written is dropped. */
 void pge_log_emit(enum pge_log_level level, const char *msg, ...);
 
 #define pge_log(level, ...)                                                                        \

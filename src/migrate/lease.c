@@ -248,6 +248,8 @@ static void on_lease_try(void *arg, PGresult *res)
     pge_migrate_send(m, sql, 0, NULL, on_lease_holder);
 }
 
+/* Our own row (left by a session lost and regained) is ours to take again at once: the holder
+ * names this process, with a nonce. */
 void pge_migrate_lease_try(struct pge_migrate *m)
 {
     struct pge_histsql_buf b = {0};
@@ -256,7 +258,8 @@ void pge_migrate_lease_try(struct pge_migrate *m)
     pge_histsql_appendf(&b,
                         ", clock_timestamp() + interval '%d ms') ON CONFLICT (id) DO UPDATE SET "
                         "holder = excluded.holder, acquired_at = clock_timestamp(), expires_at = "
-                        "excluded.expires_at WHERE l.expires_at < clock_timestamp() RETURNING 1",
+                        "excluded.expires_at WHERE l.expires_at < clock_timestamp() OR l.holder = "
+                        "excluded.holder RETURNING 1",
                         PGE_MIGRATE_LEASE_MS);
     m->lease_sent_ms = now_ms();
     pge_migrate_send_buf(m, &b, on_lease_try);

@@ -28,6 +28,9 @@ int pge_migrate_can_reconnect(const struct pge_migrate *m)
 {
     if (!m->o.reconnect || m->finished || m->reconnecting || m->stop_signo || m->lease_lost)
         return 0;
+    /* Already failing (a ROLLBACK after a failed statement, say): report that, not retry. */
+    if (m->pending.kind != PGE_OUT_OK)
+        return 0;
     /* An external command migrates on its own connection: whether it finished is unknown. */
     if (m->op == PGE_MIGRATE_COMMAND || m->cmd_pid > 0)
         return 0;

@@ -264,10 +264,16 @@ static void on_signal(void *arg, int signo)
         pge_supervisor_signal(r->super, signo);
         return;
     }
-    if (stop && r->mig) {
+    if (stop && r->mig && r->wait) {
         /* Waiting for the database again after a lost connection: the engine holds nothing. */
+        pge_info("stop signal while waiting for the database again: exiting",
+                 PGE_STR("signal", pge_parse_signal_name(signo)));
         pge_wait_free(r->wait);
         r->wait = NULL;
+        pge_migrate_stop(r->mig, signo);
+        return;
+    }
+    if (stop && r->mig) {
         pge_info("stop signal while migrating: cancelling, rolling back, releasing the lock",
                  PGE_STR("signal", pge_parse_signal_name(signo)));
         pge_migrate_stop(r->mig, signo);

@@ -143,13 +143,12 @@ Test(apply, history_rows_are_parameters_not_literals, .timeout = 60)
     assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
 }
 
-/* Start pgentry upgrade, wait until its session runs a statement matching pattern (a LIKE on
+/* Start pgentry argv, wait until its session runs a statement matching pattern (a LIKE on
  * pg_stat_activity.query in the scene's database), then run first (SQL, when not NULL) and end
  * that session from outside. */
-static void terminate_when_running(struct scene *s, struct pgt_proc *p, const char *pattern,
-                                   const char *first)
+static void terminate_running(struct scene *s, struct pgt_proc *p, const char *const *argv,
+                              const char *pattern, const char *first)
 {
-    const char *argv[] = {"pgentry", "upgrade", NULL};
     char sql[600], seen[600];
     pgt_proc_spawn(p, argv, s->env);
     snprintf(sql, sizeof sql,
@@ -177,6 +176,14 @@ static void terminate_when_running(struct scene *s, struct pgt_proc *p, const ch
                      pgt_read_file(p->err_path));
         usleep(20000);
     }
+}
+
+/* terminate_running() for pgentry upgrade. */
+static void terminate_when_running(struct scene *s, struct pgt_proc *p, const char *pattern,
+                                   const char *first)
+{
+    static const char *const upgrade[] = {"pgentry", "upgrade", NULL};
+    terminate_running(s, p, upgrade, pattern, first);
 }
 
 Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .timeout = 60)
@@ -230,4 +237,30 @@ Test(apply, session_ended_inside_a_transactional_migration_is_regained, .timeout
              "1,2,3");
     assert_q(&s, "SELECT count(*) FROM b", "1");
     assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('c') IS NOT NULL", "t");
+}
+
+/* upgrade +2 planned 0001 and 0002: after the loss inside 0002, the second plan still ends
+ * there (not two further than the head it finds). */
+Test(apply, relative_target_is_kept_across_a_regained_connection, .timeout = 90)
+{
+    struct scene s;
+    struct pgt_proc p;
+    char sql[200];
+    static const char *const argv[] = {"pgentry", "upgrade", "+2", NULL};
+    scene_init(&s, NULL);
+    add_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&s, "0002_slow.up.sql",
+             "CREATE TABLE b (id int);\n"
+             "SELECT pg_sleep(CASE WHEN current_setting('pgt.slow', true) = 'off' THEN 0 ELSE 30 "
+             "END);\n");
+    add_file(&s, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
+    add_file(&s, "0004_d.up.sql", "CREATE TABLE d (id int);\n");
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET pgt.slow = 'off'", s.db);
+    terminate_running(&s, &p, argv, "SELECT pg_sleep(CASE%", sql);
+    int rc = pgt_proc_wait(&p, 60000);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "reconnected; "), "%s", p.err);
+    pgt_proc_free(&p);
+    assert_q(&s, "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgentry_migrations",
+             "1,2");
 }

@@ -271,9 +271,11 @@ static void on_lease_table(void *arg, PGresult *res)
     if (!pge_migrate_result_back(m, res, "creating the migration lease table"))
         return;
     const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    /* Replicas racing to create it: one wins, the others see 23505 or 42P07; go on. */
+    /* Replicas racing to create it: one wins, the others see 23505, 42P07 or (its row type)
+     * 42710; go on. */
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        !(st && (strcmp(st, "23505") == 0 || strcmp(st, "42P07") == 0))) {
+        !(st &&
+          (strcmp(st, "23505") == 0 || strcmp(st, "42P07") == 0 || strcmp(st, "42710") == 0))) {
         pge_migrate_query_failed(m, res, "creating the migration lease table");
         return;
     }

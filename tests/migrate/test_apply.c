@@ -128,6 +128,11 @@ static void terminate_running(struct pgt_world *s, struct pgt_proc *p, const cha
     }
 }
 
+/* A statement that sleeps until the test has seen it: the setting (ALTER DATABASE ... SET
+ * pgt.slow = 'off') is read by the next session. */
+#define SLOW_UNTIL_SEEN                                                                            \
+    "SELECT pg_sleep(CASE WHEN current_setting('pgt.slow', true) = 'off' THEN 0 ELSE 30 END);\n"
+
 /* terminate_running() for pgentry upgrade. */
 static void terminate_when_running(struct pgt_world *s, struct pgt_proc *p, const char *pattern,
                                    const char *first)
@@ -169,11 +174,8 @@ Test(apply, session_ended_inside_a_transactional_migration_is_regained, .timeout
     char sql[200];
     scene_init(&s, NULL);
     pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    pgt_world_file(
-        &s, "0002_slow.up.sql",
-        "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\n"
-        "SELECT pg_sleep(CASE WHEN current_setting('pgt.slow', true) = 'off' THEN 0 ELSE 30 "
-        "END);\n");
+    pgt_world_file(&s, "0002_slow.up.sql",
+                   "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\n" SLOW_UNTIL_SEEN);
     pgt_world_file(&s, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
     snprintf(sql, sizeof sql, "ALTER DATABASE %s SET pgt.slow = 'off'", s.db);
     terminate_when_running(&s, &p, "SELECT pg_sleep(CASE%", sql);
@@ -202,11 +204,7 @@ Test(apply, relative_target_is_kept_across_a_regained_connection, .timeout = 90)
     static const char *const argv[] = {"pgentry", "upgrade", "+2", NULL};
     scene_init(&s, NULL);
     pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    pgt_world_file(
-        &s, "0002_slow.up.sql",
-        "CREATE TABLE b (id int);\n"
-        "SELECT pg_sleep(CASE WHEN current_setting('pgt.slow', true) = 'off' THEN 0 ELSE 30 "
-        "END);\n");
+    pgt_world_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\n" SLOW_UNTIL_SEEN);
     pgt_world_file(&s, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
     pgt_world_file(&s, "0004_d.up.sql", "CREATE TABLE d (id int);\n");
     snprintf(sql, sizeof sql, "ALTER DATABASE %s SET pgt.slow = 'off'", s.db);

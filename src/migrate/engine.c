@@ -42,6 +42,7 @@ void pge_migrate_finish(struct pge_migrate *m, struct pge_outcome out)
     ev_timer_stop(m->loop, &m->timer);
     ev_timer_stop(m->loop, &m->stop_timer);
     ev_timer_stop(m->loop, &m->kick);
+    ev_timer_stop(m->loop, &m->reconnect_timer);
     ev_io_stop(m->loop, &m->notify_io);
     pge_migrate_lease_stop(m);
     pge_migrate_drop_item(m);
@@ -141,6 +142,10 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
     char msg[512];
     snprintf(msg, sizeof msg, "%s", PQerrorMessage(m->conn));
     msg[strcspn(msg, "\n")] = '\0';
+    if (pge_migrate_can_reconnect(m)) {
+        pge_migrate_reconnect(m, what, msg);
+        return;
+    }
     pge_error("lost the database connection", PGE_STR("during", what), PGE_STR("error", msg));
     if (m->text && m->no_tx && m->item < m->plan.count)
         say_what_stays(m);
@@ -156,6 +161,12 @@ void pge_migrate_lost(struct pge_migrate *m, const char *what)
 /* A query failed outside a migration's own statements. */
 void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *what)
 {
+    if (PQstatus(m->conn) != CONNECTION_OK) {
+        /* The session ended under the query (a restart, pg_terminate_backend). */
+        PQclear(res);
+        pge_migrate_lost(m, what);
+        return;
+    }
     /* Copies: the fields live in res, which is cleared before they are looked at again. */
     const char *field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     char st[8], msg[512];
@@ -342,6 +353,7 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
     m->kick.data = m;
     pge_migrate_wait_init(m);
     pge_migrate_extcmd_init(m);
+    pge_migrate_reconnect_init(m);
     if (m->o.stop_timeout_ms <= 0)
         m->o.stop_timeout_ms = STOP_GRACE_MS;
     return m;
@@ -417,6 +429,11 @@ void pge_migrate_stop(struct pge_migrate *m, int signo)
     if (m->finished || m->stop_signo)
         return;
     m->stop_signo = signo;
+    if (m->reconnecting) {
+        /* No session: nothing is open on the server, no lock is held. */
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_STOPPED, signo));
+        return;
+    }
     if (m->cmd_pid > 0) {
         /* The command gets the signal and --stop-timeout, like an application would; then it
          * is killed, and only then is the lock released (on_cmd_exit). */
@@ -443,6 +460,7 @@ void pge_migrate_free(struct pge_migrate *m)
     ev_timer_stop(m->loop, &m->timer);
     ev_timer_stop(m->loop, &m->stop_timer);
     ev_timer_stop(m->loop, &m->kick);
+    ev_timer_stop(m->loop, &m->reconnect_timer);
     if (m->cmd_pid > 0)
         ev_child_stop(m->loop, &m->cmd_child);
     if (m->cmd_report_fd >= 0)

@@ -100,6 +100,12 @@ struct pge_migrate {
     ev_io lock_watch; /* the lock's session while the command runs: it must not go away */
     int lock_lost;
 
+    /* a lost connection being regained (reconnect.c) */
+    int reconnecting;
+    int64_t lost_ms;
+    ev_timer reconnect_timer;
+    char pinned_target[24]; /* a relative target (+N, -N) made absolute once planned */
+
     /* stopping */
     int stop_signo;
     ev_timer stop_timer;
@@ -157,6 +163,13 @@ void pge_migrate_set_timer(struct pge_migrate *m, void (*cb)(struct ev_loop *, e
 void pge_migrate_interrupt(struct pge_migrate *m);
 /* Forget the running migration's text. */
 void pge_migrate_drop_item(struct pge_migrate *m);
+
+/* ---- reconnect.c: regain a lost connection ---- */
+void pge_migrate_reconnect_init(struct pge_migrate *m);
+/* Whether a loss now can be regained: the server rolled back whatever was open. */
+int pge_migrate_can_reconnect(const struct pge_migrate *m);
+/* Let go of the session (error: libpq's message) and ask the caller for a new one. */
+void pge_migrate_reconnect(struct pge_migrate *m, const char *what, const char *error);
 
 /* ---- history.c: read the history, plan, and go on to the operation's stage ---- */
 void pge_migrate_read_history(struct pge_migrate *m);

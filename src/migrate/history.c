@@ -1,6 +1,7 @@
 /* Read the history table, plan the operation against it, and hand over to the next stage. */
 #include "engine_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,10 +237,35 @@ static int report(struct pge_migrate *m)
     return 1;
 }
 
+/* A relative target (+N, -N) counts from the head: once a plan under the lock is made, name
+ * its end, so a plan made again after a lost connection does not go N further. */
+static void pin_target(struct pge_migrate *m)
+{
+    const char *t = m->target;
+    if (!m->locked || !t || (t[0] != '+' && t[0] != '-') || m->plan.count == 0)
+        return;
+    int64_t last = m->plan.items[m->plan.count - 1].version, below = -1;
+    if (m->op == PGE_MIGRATE_UPGRADE) {
+        snprintf(m->pinned_target, sizeof m->pinned_target, "%" PRId64, last);
+    } else if (m->op == PGE_MIGRATE_DOWNGRADE) {
+        /* Down to the newest applied version older than the last one reverted: it stays. */
+        for (size_t i = 0; i < m->nrows && m->rows[i].version < last; i++)
+            below = m->rows[i].version;
+        if (below < 0)
+            snprintf(m->pinned_target, sizeof m->pinned_target, "base");
+        else
+            snprintf(m->pinned_target, sizeof m->pinned_target, "%" PRId64, below);
+    } else {
+        return;
+    }
+    m->target = m->pinned_target;
+}
+
 static void after_history(struct pge_migrate *m)
 {
     if (make_plan(m) < 0)
         return;
+    pin_target(m);
     if (!m->rereading)
         warn_ahead(m);
     publish(m);

@@ -248,6 +248,8 @@ static void on_lease_try(void *arg, PGresult *res)
     pge_migrate_send(m, sql, 0, NULL, on_lease_holder);
 }
 
+/* Our own row (left by a session lost and regained) is ours to take again at once: the holder
+ * names this process, with a nonce. */
 void pge_migrate_lease_try(struct pge_migrate *m)
 {
     struct pge_histsql_buf b = {0};
@@ -256,7 +258,8 @@ void pge_migrate_lease_try(struct pge_migrate *m)
     pge_histsql_appendf(&b,
                         ", clock_timestamp() + interval '%d ms') ON CONFLICT (id) DO UPDATE SET "
                         "holder = excluded.holder, acquired_at = clock_timestamp(), expires_at = "
-                        "excluded.expires_at WHERE l.expires_at < clock_timestamp() RETURNING 1",
+                        "excluded.expires_at WHERE l.expires_at < clock_timestamp() OR l.holder = "
+                        "excluded.holder RETURNING 1",
                         PGE_MIGRATE_LEASE_MS);
     m->lease_sent_ms = now_ms();
     pge_migrate_send_buf(m, &b, on_lease_try);
@@ -268,9 +271,11 @@ static void on_lease_table(void *arg, PGresult *res)
     if (!pge_migrate_result_back(m, res, "creating the migration lease table"))
         return;
     const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    /* Replicas racing to create it: one wins, the others see 23505 or 42P07; go on. */
+    /* Replicas racing to create it: one wins, the others see 23505, 42P07 or (its row type)
+     * 42710; go on. */
     if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-        !(st && (strcmp(st, "23505") == 0 || strcmp(st, "42P07") == 0))) {
+        !(st &&
+          (strcmp(st, "23505") == 0 || strcmp(st, "42P07") == 0 || strcmp(st, "42710") == 0))) {
         pge_migrate_query_failed(m, res, "creating the migration lease table");
         return;
     }

@@ -148,6 +148,50 @@ static enum pge_migrate_op migrate_op(const struct pge_config *cfg)
     }
 }
 
+static int start_wait(struct run *r, pge_wait_cb cb, int database_only);
+
+/* The database is back (or not, in time): hand the engine its new connection. */
+static void on_rewait(void *arg, enum pge_outcome_kind outcome, PGconn *conn)
+{
+    struct run *r = arg;
+    pge_wait_free(r->wait);
+    r->wait = NULL;
+    if (outcome != PGE_OUT_OK) {
+        if (outcome == PGE_OUT_NOT_READY)
+            pge_error("database connection not regained within --wait-timeout: giving up; "
+                      "nothing half-applied was recorded",
+                      PGE_MS("wait_timeout", r->cfg->wait_timeout_ms));
+        pge_migrate_free(r->mig);
+        r->mig = NULL;
+        finish(r, PGE_OUTCOME(outcome, 0));
+        return;
+    }
+    r->conn = conn;
+    r->state.phase = PGE_PHASE_MIGRATING;
+    pge_migrate_resume(r->mig, conn);
+}
+
+/* The engine lost its connection where the server rolled everything back: wait for the
+ * database again as at the start (same settings, pacing and --wait-timeout, from now). */
+static void on_conn_lost(void *arg)
+{
+    struct run *r = arg;
+    PQfinish(r->conn);
+    r->conn = NULL;
+    r->state.phase = PGE_PHASE_WAITING;
+    r->state.db.ready = 0;
+    if (r->cfg->wait_timeout_ms > 0)
+        pge_info("waiting for the database again", PGE_MS("wait_timeout", r->cfg->wait_timeout_ms));
+    else
+        pge_info("waiting for the database again", PGE_STR("wait_timeout", "forever"));
+    if (start_wait(r, on_rewait, 1) < 0) {
+        pge_error("could not wait for the database again (out of memory)");
+        pge_migrate_free(r->mig);
+        r->mig = NULL;
+        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+    }
+}
+
 static void start_migrations(struct run *r)
 {
     const struct pge_config *cfg = r->cfg;
@@ -180,6 +224,7 @@ static void start_migrations(struct run *r)
         .state = &r->state,
         .progress_db = r->pre.have_db ? &r->pre.db : NULL,
         .connect_timeout_ms = cfg->connect_timeout_ms,
+        .reconnect = on_conn_lost,
     };
     r->state.phase = PGE_PHASE_MIGRATING;
     r->mig = pge_migrate_new(r->loop, r->off, r->conn, &mo, on_migrated, r);
@@ -224,6 +269,15 @@ static void on_signal(void *arg, int signo)
         pge_supervisor_signal(r->super, signo);
         return;
     }
+    if (stop && r->mig && r->wait) {
+        /* Waiting for the database again after a lost connection: the engine holds nothing. */
+        pge_info("stop signal while waiting for the database again: exiting",
+                 PGE_STR("signal", pge_parse_signal_name(signo)));
+        pge_wait_free(r->wait);
+        r->wait = NULL;
+        pge_migrate_stop(r->mig, signo);
+        return;
+    }
     if (stop && r->mig) {
         pge_info("stop signal while migrating: cancelling, rolling back, releasing the lock",
                  PGE_STR("signal", pge_parse_signal_name(signo)));
@@ -248,7 +302,9 @@ static uint64_t seed(void)
     return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
 }
 
-static int start_wait(struct run *r)
+/* Start the waiter with cb; database_only: the database alone (database subcommands, and
+ * regaining a lost connection). */
+static int start_wait(struct run *r, pge_wait_cb cb, int database_only)
 {
     const struct pge_config *cfg = r->cfg;
     struct pge_wait_opts wo = {
@@ -259,13 +315,12 @@ static int start_wait(struct run *r)
         .seed = r->seed,
         .create_database = cfg->create_database,
     };
-    r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, on_wait, r);
+    r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, cb, r);
     if (!r->wait)
         return -1;
     if (r->pre.have_db && pge_wait_add_postgres(r->wait, &r->pre.db) < 0)
         return -1;
-    /* Database subcommands wait for the database only. */
-    if (cfg->cmd == PGE_CMD_RUN || cfg->cmd == PGE_CMD_WAIT) {
+    if (!database_only) {
         for (size_t i = 0; i < cfg->nwait_tcp; i++)
             if (pge_wait_add_tcp(r->wait, cfg->wait_tcp[i]) < 0)
                 return -1;
@@ -350,6 +405,12 @@ static struct pge_outcome exec_command(struct run *r)
     return out;
 }
 
+/* Database subcommands wait for the database only. */
+static int cfg_database_only(const struct pge_config *cfg)
+{
+    return cfg->cmd != PGE_CMD_RUN && cfg->cmd != PGE_CMD_WAIT;
+}
+
 /* Start the first phase: the wait, or straight to migrations for upgrade --sql offline. */
 static int start_first_phase(struct run *r)
 {
@@ -358,7 +419,7 @@ static int start_first_phase(struct run *r)
         start_migrations(r);
         return 0;
     }
-    if (start_wait(r) < 0) {
+    if (start_wait(r, on_wait, cfg_database_only(r->cfg)) < 0) {
         pge_error("could not set up the dependency checks (out of memory)");
         return -1;
     }

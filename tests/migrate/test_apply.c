@@ -93,20 +93,31 @@ Test(apply, history_rows_are_parameters_not_literals, .timeout = 60)
     pgt_world_assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
 }
 
-/* Start pgentry upgrade, wait until its session runs a statement matching pattern (a LIKE on
- * pg_stat_activity.query in the scene's database), then end that session from outside. */
-static void terminate_when_running(struct pgt_world *s, struct pgt_proc *p, const char *pattern)
+/* Start pgentry argv, wait until its session runs a statement matching pattern (a LIKE on
+ * pg_stat_activity.query in the world's database), then run first (SQL, when not NULL) and end
+ * that session from outside. */
+static void terminate_running(struct pgt_world *s, struct pgt_proc *p, const char *const *argv,
+                              const char *pattern, const char *first)
 {
-    const char *argv[] = {"pgentry", "upgrade", NULL};
-    char sql[600];
+    char sql[600], seen[600];
     pgt_proc_spawn(p, argv, s->env);
     snprintf(sql, sizeof sql,
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
              "current_database() AND pid <> pg_backend_pid() AND query LIKE '%s'",
              pattern);
+    snprintf(seen, sizeof seen,
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+             "pg_backend_pid() AND state = 'active' AND query LIKE '%s'",
+             pattern);
     int64_t deadline = pgt_now_ms() + 30000;
     for (;;) {
-        char *n = pgt_pg_query(s->pg, s->db, sql);
+        char *n = pgt_pg_query(s->pg, s->db, first ? seen : sql);
+        if (first && strcmp(n, "0") != 0) {
+            free(pgt_pg_query(s->pg, s->db, first));
+            first = NULL;
+            free(n);
+            continue;
+        }
         int done = strcmp(n, "0") != 0;
         free(n);
         if (done)
@@ -115,6 +126,19 @@ static void terminate_when_running(struct pgt_world *s, struct pgt_proc *p, cons
                      pgt_read_file(p->err_path));
         usleep(20000);
     }
+}
+
+/* A statement that sleeps until the test has seen it: the setting (ALTER DATABASE ... SET
+ * pgt.slow = 'off') is read by the next session. */
+#define SLOW_UNTIL_SEEN                                                                            \
+    "SELECT pg_sleep(CASE WHEN current_setting('pgt.slow', true) = 'off' THEN 0 ELSE 30 END);\n"
+
+/* terminate_running() for pgentry upgrade. */
+static void terminate_when_running(struct pgt_world *s, struct pgt_proc *p, const char *pattern,
+                                   const char *first)
+{
+    static const char *const upgrade[] = {"pgentry", "upgrade", NULL};
+    terminate_running(s, p, upgrade, pattern, first);
 }
 
 Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .timeout = 60)
@@ -128,7 +152,7 @@ Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .ti
                    "CREATE TABLE b (id int);\n"
                    "SELECT pg_sleep(30);\n"
                    "CREATE TABLE c (id int);\n");
-    terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
+    terminate_when_running(&s, &p, "SELECT pg_sleep(30)%", NULL);
     int rc = pgt_proc_wait(&p, 30000);
     cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "statements 1-2 of 4 completed; the 3rd was interrupted"),
@@ -139,20 +163,57 @@ Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .ti
     pgt_world_assert_q(&s, "SELECT to_regclass('b') IS NOT NULL AND to_regclass('c') IS NULL", "t");
 }
 
-Test(apply, session_ended_inside_a_transactional_migration_leaves_nothing, .timeout = 60)
+/* The server ended the session inside a transactional migration, so it rolled the migration
+ * back: pgentry waits for the database again, retakes the lock, re-reads the history and
+ * applies what is still pending, each migration once. The slow statement sleeps only until the
+ * test has seen it (a database setting the new session reads). */
+Test(apply, session_ended_inside_a_transactional_migration_is_regained, .timeout = 90)
 {
     struct pgt_world s;
     struct pgt_proc p;
+    char sql[200];
     scene_init(&s, NULL);
     pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    pgt_world_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(30);\n");
-    terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
-    int rc = pgt_proc_wait(&p, 30000);
-    cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
-    cr_assert(strstr(p.err, "lost the database connection"), "%s", p.err);
-    cr_assert(strstr(p.err, "rolled the migration back") && strstr(p.err, "migration=0002"), "%s",
-              p.err);
+    pgt_world_file(&s, "0002_slow.up.sql",
+                   "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\n" SLOW_UNTIL_SEEN);
+    pgt_world_file(&s, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET pgt.slow = 'off'", s.db);
+    terminate_when_running(&s, &p, "SELECT pg_sleep(CASE%", sql);
+    int rc = pgt_proc_wait(&p, 60000);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "connection lost during migration 0002_slow: the server rolled it "
+                            "back; reconnecting"),
+              "%s", p.err);
+    cr_assert(strstr(p.err, "reconnected; "), "%s", p.err);
     pgt_proc_free(&p);
-    pgt_world_assert_q(&s, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
-    pgt_world_assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('b') IS NULL", "t");
+    pgt_world_assert_q(
+        &s, "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgentry_migrations",
+        "1,2,3");
+    pgt_world_assert_q(&s, "SELECT count(*) FROM b", "1");
+    pgt_world_assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('c') IS NOT NULL",
+                       "t");
+}
+
+/* upgrade +2 planned 0001 and 0002: after the loss inside 0002, the second plan still ends
+ * there (not two further than the head it finds). */
+Test(apply, relative_target_is_kept_across_a_regained_connection, .timeout = 90)
+{
+    struct pgt_world s;
+    struct pgt_proc p;
+    char sql[200];
+    static const char *const argv[] = {"pgentry", "upgrade", "+2", NULL};
+    scene_init(&s, NULL);
+    pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    pgt_world_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\n" SLOW_UNTIL_SEEN);
+    pgt_world_file(&s, "0003_c.up.sql", "CREATE TABLE c (id int);\n");
+    pgt_world_file(&s, "0004_d.up.sql", "CREATE TABLE d (id int);\n");
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s SET pgt.slow = 'off'", s.db);
+    terminate_running(&s, &p, argv, "SELECT pg_sleep(CASE%", sql);
+    int rc = pgt_proc_wait(&p, 60000);
+    cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "reconnected; "), "%s", p.err);
+    pgt_proc_free(&p);
+    pgt_world_assert_q(
+        &s, "SELECT string_agg(version::text, ',' ORDER BY version) FROM pgentry_migrations",
+        "1,2");
 }

@@ -27,6 +27,13 @@ enum pge_migrate_op {
     PGE_MIGRATE_COMMAND,     /* --migrate-cmd: run a command under the lock */
 };
 
+/* The connection was lost where the server rolled back whatever was open (inside a
+ * transactional migration, or outside any migration): the engine has let go of the
+ * connection (the caller PQfinish()es it now) and the caller waits for a new one, then hands it
+ * over with pge_migrate_resume(), or frees the engine (a stop, or no connection in time). Called
+ * from the loop, never from inside an engine call; arg is the one given to pge_migrate_new(). */
+typedef void (*pge_migrate_reconnect_cb)(void *arg);
+
 struct pge_migrate_opts {
     const struct pge_migset *files; /* scanned migrations (borrowed) */
     const char *table;              /* history table, maybe "schema.table" */
@@ -54,6 +61,7 @@ struct pge_migrate_opts {
      * connect_timeout_ms. */
     const struct pge_conninfo *progress_db;
     int64_t connect_timeout_ms;
+    pge_migrate_reconnect_cb reconnect; /* NULL: a lost connection ends with MIGRATION_FAILED */
 };
 
 struct pge_migrate;
@@ -76,8 +84,13 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
 /* Begin op. The callback reports the end (never from inside this call). */
 void pge_migrate_start(struct pge_migrate *m, enum pge_migrate_op op, const char *target);
 
+/* After opts.reconnect: go on on conn (borrowed, like the first one), from the start: the lock
+ * is taken again, the history re-read and what is still pending applied. The callback reports
+ * the end (never from inside this call). */
+void pge_migrate_resume(struct pge_migrate *m, PGconn *conn);
+
 /* A stop signal: cancel the running statement, roll back, release the lock, then report
- * STOPPED with signo. Safe to call more than once. */
+ * STOPPED with signo (at once while waiting for opts.reconnect). Safe to call more than once. */
 void pge_migrate_stop(struct pge_migrate *m, int signo);
 
 /* Release. A running operation is abandoned (closing the connection rolls it back on the

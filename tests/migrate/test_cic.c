@@ -1,0 +1,108 @@
+/* INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY: what status says about them,
+ * and a server restart in the middle of a migration's index build. */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migdb_fixture.h"
+#include "pgt.h"
+#include "pgt_hooks.h"
+
+PGT_SHARED_PG_HOOKS()
+
+#define WARN_T_U                                                                                   \
+    "warning: index public.t_u on public.t is INVALID (an interrupted CREATE INDEX "               \
+    "CONCURRENTLY): DROP INDEX CONCURRENTLY public.t_u; then run pgentry again\n"
+
+Test(cic, status_names_an_invalid_index_and_its_fix, .timeout = 90)
+{
+    struct migdb d;
+    struct pgt_proc p;
+    char state[6];
+    migdb_init(&d, pgt_pg_shared());
+    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n");
+    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    /* A unique build over duplicates fails and leaves its index behind, INVALID. */
+    cr_assert_null(
+        pgt_pg_try(d.pg, d.name, "CREATE UNIQUE INDEX CONCURRENTLY t_u ON t (id)", state));
+    cr_assert_str_eq(state, "23505");
+    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_u'::regclass", "f");
+
+    rc = migdb_run(&d, &p, "status", NULL);
+    cr_assert_eq(rc, 0, "without --exit-code status reports and exits 0: rc %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, WARN_T_U), "%s", p.out);
+    pgt_proc_free(&p);
+
+    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 65, "the schema is not what the history says: rc %d\n%s", rc, p.out);
+    cr_assert(strstr(p.out, WARN_T_U), "%s", p.out);
+    pgt_proc_free(&p);
+
+    rc = migdb_run(&d, &p, "status", "--exit-code", "--format", "json", NULL);
+    cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.out);
+    cr_assert(strstr(p.out, "\"up_to_date\":false,\"invalid_indexes\":[{\"index\":\"public.t_u\","
+                            "\"table\":\"public.t\",\"fix\":\"DROP INDEX CONCURRENTLY "
+                            "public.t_u;\"}],\"migrations\":["),
+              "%s", p.out);
+    pgt_proc_free(&p);
+
+    migdb_exec(&d, "DROP INDEX CONCURRENTLY public.t_u");
+    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 0, "after the fix: rc %d\n%s", rc, p.out);
+    cr_assert_null(strstr(p.out, "INVALID"), "%s", p.out);
+    pgt_proc_free(&p);
+    rc = migdb_run(&d, &p, "status", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
+    cr_assert(strstr(p.out, "\"up_to_date\":true,\"invalid_indexes\":[],\"migrations\":["), "%s",
+              p.out);
+    pgt_proc_free(&p);
+}
+
+/* pgentry's own connection to the index build's phase. */
+#define BUILD_PHASE "SELECT coalesce(max(phase), '') FROM pg_stat_progress_create_index"
+
+/* Start CREATE INDEX CONCURRENTLY on the test's own connection, held back by old, an older
+ * snapshot, and wait until it sits in its last wait with its index INVALID. */
+static PGconn *held_back_build(struct migdb *d, PGconn **old, const char *sql)
+{
+    *old = migdb_connect(d);
+    PQclear(PQexec(*old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+    PQclear(PQexec(*old, "SELECT count(*) FROM pg_class"));
+    PGconn *build = migdb_connect(d);
+    cr_assert_eq(PQsendQuery(build, sql), 1, "%s", PQerrorMessage(build));
+    migdb_await(d, BUILD_PHASE, "waiting for old snapshots", 30000);
+    return build;
+}
+
+Test(cic, status_leaves_an_index_being_built_alone, .timeout = 90)
+{
+    struct migdb d;
+    struct pgt_proc p;
+    PGconn *old;
+    migdb_init(&d, pgt_pg_shared());
+    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
+    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+
+    PGconn *build = held_back_build(&d, &old, "CREATE INDEX CONCURRENTLY t_id ON t (id)");
+    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass", "f");
+    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 0, "a running build is not an invalid index: rc %d\n%s", rc, p.out);
+    cr_assert_null(strstr(p.out, "INVALID"), "%s", p.out);
+    pgt_proc_free(&p);
+
+    PQclear(PQexec(old, "COMMIT"));
+    PGresult *res;
+    while ((res = PQgetResult(build))) {
+        cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    PQfinish(build);
+    PQfinish(old);
+    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass", "t");
+}

@@ -106,3 +106,88 @@ Test(cic, status_leaves_an_index_being_built_alone, .timeout = 90)
     PQfinish(old);
     migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass", "t");
 }
+
+/* The restart test's own server: restarting the binary's shared one would break its neighbours. */
+static struct pgt_pg own;
+
+static void own_start(void)
+{
+    pgt_pg_init(&own);
+    pgt_pg_start(&own);
+}
+
+static void own_destroy(void)
+{
+    pgt_pg_destroy(&own);
+}
+
+/* A fast shutdown (what a rolling restart of the server does: every session is ended), then a
+ * start on the same port. */
+static void restart_fast(struct pgt_pg *pg)
+{
+    char pgctl[300];
+    snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", pg->bindir);
+    const char *argv[] = {pgctl, "-D", pg->dir, "-m", "fast", "-w", "stop", NULL};
+    pgt_run_as_pg(argv, 1);
+    pgt_pg_start(pg);
+}
+
+Test(cic, server_restart_during_a_migrations_index_build, .init = own_start, .fini = own_destroy,
+     .timeout = 120)
+{
+    struct migdb d;
+    struct pgt_proc p;
+    PGconn *old;
+    const char *argv[] = {"pgentry", "upgrade", NULL};
+    migdb_init(&d, &own);
+    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
+    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+
+    migdb_put(&d, "0002_idx.up.sql",
+              "-- pgentry:no-transaction\n"
+              "CREATE TABLE IF NOT EXISTS t2 (id int);\n"
+              "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);\n");
+    /* An old snapshot holds the build back in its last wait: restart the server there. */
+    old = migdb_connect(&d);
+    PQclear(PQexec(old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+    PQclear(PQexec(old, "SELECT count(*) FROM pg_class"));
+    pgt_proc_spawn(&p, argv, d.env);
+    migdb_await(&d, BUILD_PHASE, "waiting for old snapshots", 30000);
+    restart_fast(d.pg);
+    PQfinish(old);
+    rc = pgt_proc_wait(&p, 60000);
+    cr_assert_eq(rc, 65, "the connection was lost inside a no-transaction migration: rc %d\n%s", rc,
+                 p.err);
+    cr_assert(strstr(p.err, "0002"), "names the migration: %s", p.err);
+    cr_assert(strstr(p.err, "statements 1-1 of 2 completed"), "says which statements completed: %s",
+              p.err);
+    pgt_proc_free(&p);
+    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass",
+                 "f");
+    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
+
+    /* IF NOT EXISTS skips the build: refused, naming the index and the fix. */
+    rc = migdb_run(&d, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.err);
+    cr_assert(strstr(p.err, "INVALID index"), "%s", p.err);
+    cr_assert(strstr(p.err, "DROP INDEX CONCURRENTLY public.t_id_idx;"), "the fix: %s", p.err);
+    pgt_proc_free(&p);
+    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
+    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.out);
+    cr_assert(strstr(p.out, "warning: index public.t_id_idx on public.t is INVALID"), "%s", p.out);
+    pgt_proc_free(&p);
+
+    migdb_exec(&d, "DROP INDEX CONCURRENTLY public.t_id_idx");
+    rc = migdb_run(&d, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "after the fix: rc %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass",
+                 "t");
+    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "1");
+    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.out);
+    pgt_proc_free(&p);
+}

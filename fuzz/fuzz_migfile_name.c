@@ -40,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         abort();
     }
+    /* A repeatable name: the slug lies strictly inside, between "R__" and ".sql". */
+    const char *slug = NULL;
+    size_t slen = 0;
+    if (pge_migfile_parse_repeatable(name, size, &slug, &slen) == PGE_MIGFILE_NAME_OK &&
+        (slug != name + 3 || slen == 0 || slen + strlen("R__.sql") != size))
+        abort();
     free(name);
     return 0;
 }

@@ -1,4 +1,5 @@
-/* libFuzzer target: the streamed checksum hashes exactly what normalisation keeps. */
+/* libFuzzer target: the streamed checksum hashes exactly what normalisation keeps; directives
+ * and ${NAME} placeholders are read within bounds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,33 @@
 #include "pgentry/migrate/migfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Every NAME is set, to its own name: the result is then as long as the input minus "${}". */
+static const char *echo(void *arg, const char *name, size_t len)
+{
+    static char buf[PGE_MIGFILE_VAR_MAX + 1];
+    (void)arg;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void check_text(const char *text, size_t size)
+{
+    struct pge_migfile_directives d;
+    struct pge_migfile_subst s;
+    char masked[64];
+    if (pge_migfile_directives(text, size, &d) < 0 &&
+        (d.line == 0 || d.word < text || d.word + d.word_len > text + size))
+        abort();
+    enum pge_migfile_result r = pge_migfile_envsubst(text, size, echo, NULL, 1, &s);
+    if (r == PGE_MIGFILE_OK && (s.len > size || s.text[s.len] != '\0'))
+        abort();
+    if (r != PGE_MIGFILE_OK && (s.text || s.name < text || s.name + s.name_len > text + size))
+        abort();
+    free(s.text);
+    pge_migfile_envsubst_redact(text, size, echo, NULL, "message", masked, sizeof masked);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -32,8 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     want[64] = '\0';
     if (pge_migfile_checksum((const char *)data, size, got) != 0 || strcmp(got, want) != 0)
         abort();
-    /* The marker test looks at the first line only and never past size. */
+    /* The header readers never look past size. */
     (void)pge_migfile_no_transaction((const char *)data, size);
+    check_text((const char *)data, size);
     free(norm);
     return 0;
 }

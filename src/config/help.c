@@ -58,6 +58,8 @@ static const char *const parts[] = {
     "  --no-migrate              PGENTRY_NO_MIGRATE=1     skip migrations\n"
     "  --wait-migrations         PGENTRY_WAIT_MIGRATIONS=1  apply nothing; wait until "
     "applied\n"
+    "  --allow-out-of-order      PGENTRY_ALLOW_OUT_OF_ORDER=1  apply an older unapplied "
+    "file (warn)\n"
     "  --lock-wait DUR           PGENTRY_LOCK_WAIT        max wait for the migration lock "
     "(0 = forever)\n"
     "  --lock-timeout DUR        PGENTRY_LOCK_TIMEOUT     SET lock_timeout per migration; "

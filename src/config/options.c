@@ -306,6 +306,8 @@ const struct pge_option pge_options[] = {
     {"password-command", "PGENTRY_PASSWORD_COMMAND", parse_str, OFF(password_command), 0},
     {"no-migrate", "PGENTRY_NO_MIGRATE", parse_bool, OFF(no_migrate), NO_VALUE},
     {"wait-migrations", "PGENTRY_WAIT_MIGRATIONS", parse_bool, OFF(wait_migrations), NO_VALUE},
+    {"allow-out-of-order", "PGENTRY_ALLOW_OUT_OF_ORDER", parse_bool, OFF(allow_out_of_order),
+     NO_VALUE},
     {"wait-timeout", "PGENTRY_WAIT_TIMEOUT", parse_duration, OFF(wait_timeout_ms), 0},
     {"connect-timeout", "PGENTRY_CONNECT_TIMEOUT", parse_duration, OFF(connect_timeout_ms), 0},
     {"backoff-initial", "PGENTRY_BACKOFF_INITIAL", parse_duration, OFF(backoff_initial_ms), 0},

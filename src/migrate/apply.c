@@ -62,7 +62,7 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
     unsigned line = m->stmt.line;
-    char where[600], state_desc[256];
+    char where[600], state_desc[256], pbuf[1024], dbuf[1024];
 
     if (PQstatus(m->conn) != CONNECTION_OK) {
         /* The session ended (pg_terminate_backend, a restart): not the statement's fault. */
@@ -103,20 +103,24 @@ static void statement_failed(struct pge_migrate *m, PGresult *res)
     }
 
     describe_state(m, state_desc, sizeof state_desc);
+    /* PostgreSQL's message may quote what a placeholder put in the statement. */
+    primary = pge_migrate_mask_values(m, primary ? primary : PQresultErrorMessage(res), pbuf,
+                                      sizeof pbuf);
+    detail = pge_migrate_mask_values(m, detail, dbuf, sizeof dbuf);
     if (m->no_tx) {
         pge_error("migration failed; it runs without a transaction, so the statements before "
                   "this one stay committed: make them idempotent (IF NOT EXISTS) or repair by "
                   "hand, then run again",
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_STR("at", where), PGE_STR("sqlstate", st ? st : ""),
-                  PGE_STR("error", primary ? primary : PQresultErrorMessage(res)),
-                  PGE_STR("detail", detail ? detail : ""), PGE_STR("state", state_desc));
+                  PGE_STR("error", primary), PGE_STR("detail", detail),
+                  PGE_STR("state", state_desc));
     } else {
         pge_error("migration failed and was rolled back: nothing of it was applied",
                   PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
                   PGE_STR("at", where), PGE_STR("sqlstate", st ? st : ""),
-                  PGE_STR("error", primary ? primary : PQresultErrorMessage(res)),
-                  PGE_STR("detail", detail ? detail : ""), PGE_STR("state", state_desc));
+                  PGE_STR("error", primary), PGE_STR("detail", detail),
+                  PGE_STR("state", state_desc));
     }
     PQclear(res);
     m->pending = PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0);
@@ -133,7 +137,12 @@ static void recorded(struct pge_migrate *m)
 {
     const struct pge_migplan_item *it = cur(m);
     int64_t ms = now_ms() - m->item_started_ms;
-    if (it->action == PGE_MIGPLAN_DO_APPLY) {
+    if (it->file->repeatable) {
+        pge_info("repeatable migration applied", PGE_STR("name", it->name),
+                 PGE_STR("file", m->path), PGE_MS("duration", ms));
+        if (m->o.state && m->o.state->mig.pending)
+            m->o.state->mig.pending--;
+    } else if (it->action == PGE_MIGPLAN_DO_APPLY) {
         pge_info("migration applied", PGE_STR("migration", it->version_text),
                  PGE_STR("name", it->name), PGE_MS("duration", ms),
                  PGE_STR("transaction", m->no_tx ? "none" : "one"));
@@ -201,15 +210,23 @@ static void record(struct pge_migrate *m)
     int apply = it->action == PGE_MIGPLAN_DO_APPLY;
     pge_histsql_row_params(&row, it->version, it->name, m->checksum,
                            m->no_tx ? now_ms() - m->item_started_ms : -1, m->applied_by);
-    if (apply)
+    int nparams = apply ? 5 : 1;
+    const char *const *values = row.values;
+    if (it->file->repeatable) {
+        /* The version ($1 of a history row) is not part of a repeatable's record. */
+        pge_histsql_upsert_repeatable_sql(&b, m->qrtable);
+        nparams = 4;
+        values = row.values + 1;
+    } else if (apply) {
         pge_histsql_insert_sql(&b, m->qtable);
-    else
+    } else {
         pge_histsql_delete_sql(&b, m->qtable);
+    }
     /* The record step has no statement of the file: errors point at its last line. */
     m->stmt.offset = m->text_len;
     m->stmt.length = 0;
     m->stmt.line = pge_sqlsplit_line_at(m->text, m->text_len, m->text_len);
-    pge_migrate_send_buf_params(m, &b, apply ? 5 : 1, row.values, on_row_written);
+    pge_migrate_send_buf_params(m, &b, nparams, values, on_row_written);
 }
 
 static void on_invalid_indexes(void *arg, PGresult *res)
@@ -371,10 +388,19 @@ static void start_item(struct pge_migrate *m)
         return;
     }
     m->no_tx = pge_migfile_no_transaction(m->text, m->text_len);
+    if (pge_migrate_substitute(m) < 0) {
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     if (!m->no_tx && check_transaction_control(m) < 0) {
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
     }
+    if (it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER && !down)
+        pge_warn("applying a migration out of order (--allow-out-of-order): it is older than "
+                 "the newest applied version",
+                 PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                 PGE_STR("head", m->plan.head_text));
     m->stmts_done = 0;
     pge_sqlsplit_init(&m->split, m->text, m->text_len);
     m->item_started_ms = now_ms();
@@ -384,6 +410,11 @@ static void start_item(struct pge_migrate *m)
     if (!m->no_tx)
         pge_histsql_appendf(&b, "BEGIN; ");
     pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !m->no_tx);
+    if (it->file->repeatable) {
+        /* Its record's table, made with the first repeatable that ever runs. */
+        pge_histsql_appendf(&b, "; ");
+        pge_histsql_create_repeatable_table(&b, m->qrtable);
+    }
     pge_migrate_send_buf(m, &b, on_began);
 }
 
@@ -494,7 +525,8 @@ static int check_empty(const struct pge_migrate *m)
 
 void pge_migrate_apply_plan(struct pge_migrate *m)
 {
-    if (m->op == PGE_MIGRATE_UPGRADE && check_empty(m) < 0) {
+    if ((m->op == PGE_MIGRATE_UPGRADE && check_empty(m) < 0) ||
+        pge_migrate_check_placeholders(m) < 0) {
         pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
     }

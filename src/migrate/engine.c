@@ -10,6 +10,7 @@
 
 #include "pgentry/common/log.h"
 #include "pgentry/migrate/histsql.h"
+#include "migfile_int.h"
 
 struct cancel_job {
     struct pge_workqueue_job job;
@@ -20,6 +21,8 @@ void pge_migrate_drop_item(struct pge_migrate *m)
 {
     free(m->text);
     m->text = NULL;
+    free(m->raw);
+    m->raw = NULL;
     m->in_tx = 0;
 }
 
@@ -266,8 +269,9 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     struct pge_migrate *m = w->data;
     (void)loop;
     (void)revents;
-    if (!m->qtable) {
-        pge_error("--table must be NAME or SCHEMA.NAME, each at most 63 bytes",
+    if (!m->qtable || (!m->qrtable && m->o.files && m->o.files->nrepeatables)) {
+        pge_error("--table must be NAME or SCHEMA.NAME, each at most 63 bytes (52 for NAME with "
+                  "repeatable migrations, which are recorded in NAME_repeatable)",
                   PGE_STR("table", m->o.table));
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
         return;
@@ -302,6 +306,9 @@ struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *
         }
     }
     m->qtable = pge_histsql_quote_table(opts->table, &slen);
+    char *rtable = pge_migfile_fmt("%s_repeatable", opts->table);
+    m->qrtable = rtable ? pge_histsql_quote_table(rtable, NULL) : NULL;
+    free(rtable);
     char lease_table[300];
     snprintf(lease_table, sizeof lease_table, "%s_lock", opts->table);
     m->qlease = pge_histsql_quote_table(lease_table, NULL);
@@ -430,7 +437,11 @@ void pge_migrate_free(struct pge_migrate *m)
     pge_migplan_free(&m->plan);
     PQclear(m->hist);
     free(m->rows);
+    PQclear(m->rhist);
+    free(m->rrows);
+    free(m->qrtable);
     free(m->text);
+    free(m->raw);
     pge_migrate_lease_stop(m);
     free(m->qtable);
     free(m->qlease);

@@ -39,6 +39,7 @@ struct pge_migrate {
     const char *target;
 
     char *qtable;     /* "schema"."table" */
+    char *qrtable;    /* "schema"."table_repeatable": the repeatable migrations' records */
     char schema[128]; /* for messages */
     char classid[16], objid[16];
     char applied_by[128];
@@ -46,6 +47,9 @@ struct pge_migrate {
     PGresult *hist;
     struct pge_migplan_row *rows;
     size_t nrows;
+    PGresult *rhist; /* the repeatable table's rows (version unused) */
+    struct pge_migplan_row *rrows;
+    size_t nrrows;
     struct pge_migplan plan;
     int rereading; /* the history is being read again under the lock */
 
@@ -72,6 +76,8 @@ struct pge_migrate {
     size_t item;
     char *text;
     size_t text_len;
+    char *raw; /* envsubst: the text as written (text is substituted), else NULL */
+    size_t raw_len;
     const char *path;
     int no_tx;
     int in_tx;
@@ -179,6 +185,18 @@ void pge_migrate_stamp(struct pge_migrate *m, FILE *print_to);
 /* ---- extcmd.c: --migrate-cmd under the lock ---- */
 void pge_migrate_extcmd_init(struct pge_migrate *m);
 void pge_migrate_run_command(struct pge_migrate *m);
+
+/* ---- placeholders.c: ${NAME} in envsubst files ---- */
+/* Check every placeholder of every file the plan will run, before the first runs. Returns 0,
+ * or -1 after reporting the first unset or malformed one (the caller aborts with 65). */
+int pge_migrate_check_placeholders(struct pge_migrate *m);
+/* When m->text asks for envsubst, replace it by its substituted form (m->raw keeps the text as
+ * written). Returns 0, or -1 after reporting. */
+int pge_migrate_substitute(struct pge_migrate *m);
+/* msg (PostgreSQL's) with the running file's placeholder values masked, in buf; msg itself when
+ * the file has none. Never NULL. */
+const char *pge_migrate_mask_values(const struct pge_migrate *m, const char *msg, char *buf,
+                                    size_t size);
 
 /* ---- sqlprint.c: --sql ---- */
 void pge_migrate_print_sql(struct pge_migrate *m);

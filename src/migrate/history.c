@@ -10,6 +10,7 @@
 #include "pgentry/migrate/report.h"
 
 static void after_history(struct pge_migrate *m);
+static void read_repeatables(struct pge_migrate *m);
 
 static void publish(struct pge_migrate *m)
 {
@@ -23,6 +24,13 @@ static void publish(struct pge_migrate *m)
                    m->plan.states[PGE_MIGPLAN_IS_MISSING]);
     st->mig.pending = (unsigned)(m->plan.states[PGE_MIGPLAN_IS_PENDING] +
                                  m->plan.states[PGE_MIGPLAN_IS_OUT_OF_ORDER]);
+}
+
+/* Whether a failed read says the table (or its schema) does not exist yet. */
+static int no_table_yet(const PGresult *res)
+{
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0);
 }
 
 static int load_rows(struct pge_migrate *m, PGresult *res)
@@ -50,14 +58,13 @@ static void on_history(void *arg, PGresult *res)
     if (!pge_migrate_result_back(m, res, "reading the migration history"))
         return;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         /* No table (or no schema) yet: nothing has been applied. */
-        if (st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0)) {
+        if (no_table_yet(res)) {
             PQclear(res);
             PQclear(m->hist);
             m->hist = NULL;
             m->nrows = 0;
-            after_history(m);
+            read_repeatables(m);
             return;
         }
         pge_migrate_query_failed(m, res, "reading the migration history");
@@ -68,7 +75,60 @@ static void on_history(void *arg, PGresult *res)
         pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
         return;
     }
+    read_repeatables(m);
+}
+
+static void on_repeatables(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_back(m, res, "reading the repeatable migrations' records"))
+        return;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* No table yet: no repeatable migration has run. */
+        if (no_table_yet(res)) {
+            PQclear(res);
+            m->nrrows = 0;
+            after_history(m);
+            return;
+        }
+        pge_migrate_query_failed(m, res, "reading the repeatable migrations' records");
+        return;
+    }
+    int n = PQntuples(res);
+    free(m->rrows);
+    m->rrows = calloc((size_t)n + 1, sizeof *m->rrows);
+    if (!m->rrows) {
+        PQclear(res);
+        pge_migrate_abort(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        m->rrows[i].version = -1;
+        m->rrows[i].name = PQgetvalue(res, i, 0);
+        m->rrows[i].checksum = PQgetvalue(res, i, 1);
+        m->rrows[i].applied_at = PQgetvalue(res, i, 2);
+    }
+    m->nrrows = (size_t)n;
+    PQclear(m->rhist);
+    m->rhist = res;
     after_history(m);
+}
+
+/* The repeatable table is read only when there are repeatable files and the operation looks
+ * at them (upgrade, --wait-migrations, history, status). */
+static void read_repeatables(struct pge_migrate *m)
+{
+    char sql[512];
+    int wanted = m->op == PGE_MIGRATE_UPGRADE || m->op == PGE_MIGRATE_WAIT ||
+                 m->op == PGE_MIGRATE_HISTORY || m->op == PGE_MIGRATE_STATUS;
+    m->nrrows = 0;
+    if (!m->conn || !wanted || !m->o.files || m->o.files->nrepeatables == 0) {
+        after_history(m);
+        return;
+    }
+    snprintf(sql, sizeof sql, "SELECT name, checksum, applied_at::text FROM %s ORDER BY name",
+             m->qrtable);
+    pge_migrate_send(m, sql, 0, NULL, on_repeatables);
 }
 
 void pge_migrate_read_history(struct pge_migrate *m)
@@ -76,7 +136,7 @@ void pge_migrate_read_history(struct pge_migrate *m)
     char sql[512];
     if (!m->conn) {
         m->nrows = 0;
-        after_history(m);
+        read_repeatables(m);
         return;
     }
     snprintf(sql, sizeof sql,
@@ -105,8 +165,9 @@ static int make_plan(struct pge_migrate *m)
     switch (m->op) {
     case PGE_MIGRATE_UPGRADE:
     case PGE_MIGRATE_WAIT:
-        r = pge_migplan_upgrade(&m->plan, f, m->rows, m->nrows,
-                                m->op == PGE_MIGRATE_WAIT ? NULL : m->target, err, sizeof err);
+        r = pge_migplan_upgrade_flags(
+            &m->plan, f, m->rows, m->nrows, m->op == PGE_MIGRATE_WAIT ? NULL : m->target,
+            m->o.allow_out_of_order ? PGE_MIGPLAN_ALLOW_OUT_OF_ORDER : 0, err, sizeof err);
         break;
     case PGE_MIGRATE_DOWNGRADE:
         r = pge_migplan_downgrade(&m->plan, f, m->rows, m->nrows, m->target, err, sizeof err);
@@ -121,6 +182,16 @@ static int make_plan(struct pge_migrate *m)
         r = pge_migplan_history(&m->plan, f, m->rows, m->nrows, err, sizeof err);
         break;
     }
+    /* Repeatables follow the versioned files to their head only: a view may need the
+     * newest columns. */
+    int head = !m->target || strcmp(m->target, "head") == 0;
+    if (r == PGE_MIGPLAN_OK &&
+        (m->op == PGE_MIGRATE_WAIT || (m->op == PGE_MIGRATE_UPGRADE && head)))
+        r = pge_migplan_add_repeatables(&m->plan, f, m->rrows, m->nrrows, 1);
+    else if (r == PGE_MIGPLAN_OK && (m->op == PGE_MIGRATE_HISTORY || m->op == PGE_MIGRATE_STATUS))
+        r = pge_migplan_add_repeatables(&m->plan, f, m->rrows, m->nrrows, 0);
+    if (r == PGE_MIGPLAN_NOMEM)
+        snprintf(err, sizeof err, "out of memory while planning");
     if (r != PGE_MIGPLAN_OK) {
         pge_error(err);
         pge_migrate_abort(m, PGE_OUTCOME(pge_migplan_outcome(r), 0));
@@ -150,7 +221,7 @@ static void print_report(struct pge_migrate *m, const struct pge_report_index *b
         pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table, bad, nbad);
     }
     if (out.kind == PGE_OUT_OK && m->op == PGE_MIGRATE_STATUS && m->o.exit_code)
-        out = pge_report_exit_code(&m->plan, nbad);
+        out = pge_report_exit_code(&m->plan, m->o.allow_out_of_order, nbad);
     fflush(stdout);
     pge_migrate_finish(m, out);
 }

@@ -123,6 +123,21 @@ void pge_histsql_create_table(struct pge_histsql_buf *b, const char *qtable)
                         qtable);
 }
 
+/* The values every record ends with: checksum, duration (< 0: computed by the server from the
+ * transaction start) and who applied it. */
+static void record_values(struct pge_histsql_buf *b, const char *checksum, int64_t duration_ms,
+                          const char *applied_by)
+{
+    pge_histsql_literal(b, checksum);
+    if (duration_ms < 0)
+        pge_histsql_appendf(b, ", %s",
+                            "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer");
+    else
+        pge_histsql_appendf(b, ", %lld", (long long)duration_ms);
+    pge_histsql_append(b, ", ", 2);
+    pge_histsql_literal(b, applied_by);
+}
+
 void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t version,
                         const char *name, const char *checksum, int64_t duration_ms,
                         const char *applied_by)
@@ -133,14 +148,7 @@ void pge_histsql_insert(struct pge_histsql_buf *b, const char *qtable, int64_t v
                         qtable, (long long)version);
     pge_histsql_literal(b, name);
     pge_histsql_append(b, ", ", 2);
-    pge_histsql_literal(b, checksum);
-    if (duration_ms < 0)
-        pge_histsql_appendf(b, ", %s",
-                            "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer");
-    else
-        pge_histsql_appendf(b, ", %lld", (long long)duration_ms);
-    pge_histsql_append(b, ", ", 2);
-    pge_histsql_literal(b, applied_by);
+    record_values(b, checksum, duration_ms, applied_by);
     pge_histsql_append(b, ")", 1);
 }
 
@@ -169,6 +177,45 @@ void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable)
 void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable)
 {
     pge_histsql_appendf(b, "DELETE FROM %s WHERE version = $1::bigint", qtable);
+}
+
+void pge_histsql_create_repeatable_table(struct pge_histsql_buf *b, const char *qrtable)
+{
+    pge_histsql_appendf(b,
+                        "CREATE TABLE IF NOT EXISTS %s (\n"
+                        "    name text PRIMARY KEY,\n"
+                        "    checksum text NOT NULL,\n"
+                        "    applied_at timestamptz NOT NULL DEFAULT now(),\n"
+                        "    duration_ms integer NOT NULL,\n"
+                        "    applied_by text\n"
+                        ")",
+                        qrtable);
+}
+
+void pge_histsql_upsert_repeatable(struct pge_histsql_buf *b, const char *qrtable, const char *name,
+                                   const char *checksum, int64_t duration_ms,
+                                   const char *applied_by)
+{
+    pge_histsql_appendf(b, "INSERT INTO %s (name, checksum, duration_ms, applied_by) VALUES (",
+                        qrtable);
+    pge_histsql_literal(b, name);
+    pge_histsql_append(b, ", ", 2);
+    record_values(b, checksum, duration_ms, applied_by);
+    pge_histsql_appendf(b, ") ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, "
+                           "applied_at = now(), duration_ms = EXCLUDED.duration_ms, "
+                           "applied_by = EXCLUDED.applied_by");
+}
+
+void pge_histsql_upsert_repeatable_sql(struct pge_histsql_buf *b, const char *qrtable)
+{
+    pge_histsql_appendf(b,
+                        "INSERT INTO %s (name, checksum, duration_ms, applied_by) "
+                        "VALUES ($1::text, $2::text, coalesce($3::integer, "
+                        "(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer), "
+                        "$4::text) ON CONFLICT (name) DO UPDATE SET checksum = "
+                        "EXCLUDED.checksum, applied_at = now(), duration_ms = "
+                        "EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by",
+                        qrtable);
 }
 
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version)

@@ -32,6 +32,9 @@ enum pge_outcome_kind pge_migfile_outcome(enum pge_migfile_result st)
     case PGE_MIGFILE_EXISTS:
         return PGE_OUT_CONFIG;
     case PGE_MIGFILE_BAD_NAME:
+    case PGE_MIGFILE_BAD_DIRECTIVE:
+    case PGE_MIGFILE_BAD_PLACEHOLDER:
+    case PGE_MIGFILE_UNSET:
     case PGE_MIGFILE_DUPLICATE:
     case PGE_MIGFILE_ORPHAN_DOWN:
     case PGE_MIGFILE_MISMATCH:
@@ -115,6 +118,25 @@ enum pge_migfile_name_result pge_migfile_parse_name(const char *name, size_t len
     return PGE_MIGFILE_NAME_OK;
 }
 
+enum pge_migfile_name_result pge_migfile_parse_repeatable(const char *name, size_t len,
+                                                          const char **slug, size_t *slug_len)
+{
+    size_t pre = strlen("R__"), suf = strlen(".sql");
+    if (len < pre + suf || memcmp(name, "R__", pre) != 0 || !ends_with(name, len, ".sql") ||
+        memchr(name, '\0', len))
+        return PGE_MIGFILE_NAME_OTHER;
+    if (len == pre + suf)
+        return PGE_MIGFILE_NAME_MALFORMED;
+    for (size_t i = pre; i < len - suf; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == '/')
+            return PGE_MIGFILE_NAME_MALFORMED;
+    }
+    *slug = name + pre;
+    *slug_len = len - pre - suf;
+    return PGE_MIGFILE_NAME_OK;
+}
+
 /* ---- Text ------------------------------------------------------------------------------ */
 
 size_t pge_migfile_normalize(char *buf, size_t len)
@@ -170,23 +192,6 @@ out:
 int pge_migfile_checksum(const char *text, size_t len, char hex[PGE_MIGFILE_CHECKSUM_LEN + 1])
 {
     return sha256_hex(text, len, 1, hex);
-}
-
-int pge_migfile_no_transaction(const char *text, size_t len)
-{
-    size_t mark = strlen(PGE_MIGFILE_NO_TX_MARK);
-    size_t end;
-    if (len >= BOM_LEN && memcmp(text, BOM, BOM_LEN) == 0) {
-        text += BOM_LEN;
-        len -= BOM_LEN;
-    }
-    end = 0;
-    while (end < len && text[end] != '\n')
-        end++;
-    /* Editors and Windows checkouts leave blanks and CRs behind; they change nothing. */
-    while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\r'))
-        end--;
-    return end == mark && memcmp(text, PGE_MIGFILE_NO_TX_MARK, mark) == 0;
 }
 
 static enum pge_migfile_result too_big(const char *path, char *err, size_t errsize)

@@ -205,20 +205,21 @@ static enum pge_migplan_result drift_error(struct pge_migplan *plan,
     return fail(plan, PGE_MIGPLAN_DRIFT, it->version);
 }
 
-/* Drift, then order: what must hold before anything is applied. */
-static enum pge_migplan_result validate_upgrade(struct pge_migplan *plan, char *err, size_t errsize)
+/* Drift, then order (unless allowed): what must hold before anything is applied. */
+static enum pge_migplan_result validate_upgrade(struct pge_migplan *plan, unsigned flags, char *err,
+                                                size_t errsize)
 {
     size_t others;
     const struct pge_migplan_item *it = first_in(plan, PGE_MIGPLAN_IS_DRIFT, &others);
     if (it)
         return drift_error(plan, it, others, err, errsize);
     it = first_in(plan, PGE_MIGPLAN_IS_OUT_OF_ORDER, &others);
-    if (it) {
+    if (it && !(flags & PGE_MIGPLAN_ALLOW_OUT_OF_ORDER)) {
         pge_errbuf_set(
             err, errsize,
             "%s (version %s) is not applied but is older than the newest applied version %s: "
             "renumber it above %s, or, if its changes are already in the database, record it "
-            "with `pgentry stamp %s`%s",
+            "with `pgentry stamp %s`, or apply it anyway with --allow-out-of-order%s",
             it->file->up_path, it->version_text, plan->head_text, plan->head_text, plan->head_text,
             others ? " (more such files: see pgentry status)" : "");
         return fail(plan, PGE_MIGPLAN_OUT_OF_ORDER, it->version);
@@ -309,22 +310,34 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
                                             const struct pge_migplan_row *rows, size_t nrows,
                                             const char *target, char *err, size_t errsize)
 {
+    return pge_migplan_upgrade_flags(plan, files, rows, nrows, target, 0, err, errsize);
+}
+
+enum pge_migplan_result pge_migplan_upgrade_flags(struct pge_migplan *plan,
+                                                  const struct pge_migset *files,
+                                                  const struct pge_migplan_row *rows, size_t nrows,
+                                                  const char *target, unsigned flags, char *err,
+                                                  size_t errsize)
+{
     struct pge_migplan_target t;
+    size_t npending;
     enum pge_migplan_result r =
         begin(plan, PGE_MIGPLAN_CMD_UPGRADE, files, rows, nrows, target, &t, err, errsize);
     int64_t upto = INT64_MAX, left = INT64_MAX;
 
     if (r != PGE_MIGPLAN_OK)
         return r;
-    r = validate_upgrade(plan, err, errsize);
+    r = validate_upgrade(plan, flags, err, errsize);
     if (r != PGE_MIGPLAN_OK)
         return r;
+    /* Out-of-order files reach here only when allowed: then they are pending too. */
+    npending = plan->states[PGE_MIGPLAN_IS_PENDING] + plan->states[PGE_MIGPLAN_IS_OUT_OF_ORDER];
     if (t.kind == PGE_MIGPLAN_TO_FORWARD) {
-        if ((uint64_t)t.n > plan->states[PGE_MIGPLAN_IS_PENDING]) {
+        if ((uint64_t)t.n > npending) {
             pge_errbuf_set(err, errsize,
                            "upgrade +%" PRId64
                            ": only %zu migration(s) pending: use a smaller N or head",
-                           t.n, plan->states[PGE_MIGPLAN_IS_PENDING]);
+                           t.n, npending);
             return fail(plan, PGE_MIGPLAN_RANGE, -1);
         }
         left = t.n;
@@ -342,7 +355,8 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
     }
     for (size_t k = 0; k < plan->count; k++) {
         struct pge_migplan_item *it = &plan->items[k];
-        if (it->state == PGE_MIGPLAN_IS_PENDING && it->version <= upto && left > 0) {
+        int todo = it->state == PGE_MIGPLAN_IS_PENDING || it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER;
+        if (todo && it->version <= upto && left > 0) {
             it->action = PGE_MIGPLAN_DO_APPLY;
             left--;
         }
@@ -505,5 +519,49 @@ enum pge_migplan_result pge_migplan_verify(struct pge_migplan *plan, const struc
     if (it)
         return drift_error(plan, it, others, err, errsize);
     plan->count = 0;
+    return PGE_MIGPLAN_OK;
+}
+
+static const struct pge_migplan_row *rrow_of(const struct pge_migplan_row *rrows, size_t n,
+                                             const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rrows[i].name && strcmp(rrows[i].name, name) == 0)
+            return &rrows[i];
+    return NULL;
+}
+
+enum pge_migplan_result pge_migplan_add_repeatables(struct pge_migplan *plan,
+                                                    const struct pge_migset *files,
+                                                    const struct pge_migplan_row *rrows,
+                                                    size_t nrrows, int apply)
+{
+    size_t n = files->nrepeatables;
+    if (n == 0)
+        return PGE_MIGPLAN_OK;
+    struct pge_migplan_item *items = realloc(plan->items, (plan->count + n) * sizeof *items);
+    if (!items) {
+        plan->result = PGE_MIGPLAN_NOMEM;
+        return PGE_MIGPLAN_NOMEM;
+    }
+    plan->items = items;
+    for (size_t i = 0; i < n; i++) {
+        const struct pge_migfile *f = &files->repeatables[i];
+        const struct pge_migplan_row *r = rrow_of(rrows, nrrows, f->name);
+        int same = r && r->checksum && strcasecmp(r->checksum, f->checksum) == 0;
+        if (apply && same)
+            continue;
+        struct pge_migplan_item *it = &plan->items[plan->count++];
+        *it = (struct pge_migplan_item){
+            .version = f->version,
+            .version_text = f->version_text,
+            .name = f->name,
+            .file = f,
+            .row = r,
+            .state = same ? PGE_MIGPLAN_IS_APPLIED : PGE_MIGPLAN_IS_PENDING,
+            .action = apply ? PGE_MIGPLAN_DO_APPLY : PGE_MIGPLAN_DO_NOTHING,
+        };
+        plan->states[it->state]++;
+    }
     return PGE_MIGPLAN_OK;
 }

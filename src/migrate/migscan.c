@@ -47,17 +47,23 @@ static int cmp_found(const void *a, const void *b)
     return strcmp(x->fname, y->fname);
 }
 
+static void free_items(struct pge_migfile *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].version_text);
+        free(items[i].name);
+        free(items[i].up_path);
+        free(items[i].down_path);
+    }
+    free(items);
+}
+
 void pge_migfile_set_free(struct pge_migset *set)
 {
     if (!set)
         return;
-    for (size_t i = 0; i < set->count; i++) {
-        free(set->items[i].version_text);
-        free(set->items[i].name);
-        free(set->items[i].up_path);
-        free(set->items[i].down_path);
-    }
-    free(set->items);
+    free_items(set->items, set->count);
+    free_items(set->repeatables, set->nrepeatables);
     for (size_t i = 0; i < set->nignored; i++)
         free(set->ignored[i]);
     free(set->ignored);
@@ -115,6 +121,26 @@ static int add_ignored(struct pge_migset *set, size_t *icap, const char *nm)
     return 0;
 }
 
+/* Append the repeatable migration nm (slug[0..n) in it) to set->repeatables (room tracked in
+ * *rcap); its text is read later. -1 when out of memory. */
+static int add_repeatable(struct pge_migset *set, size_t *rcap, const char *dir, const char *nm,
+                          const char *slug, size_t n)
+{
+    struct pge_migfile *rs =
+        grow(set->repeatables, rcap, set->nrepeatables + 1, sizeof *set->repeatables);
+    if (!rs)
+        return -1;
+    set->repeatables = rs;
+    struct pge_migfile *r = &rs[set->nrepeatables++];
+    memset(r, 0, sizeof *r);
+    r->version = -1;
+    r->repeatable = 1;
+    r->version_text = strdup("R");
+    r->name = strndup(slug, n);
+    r->up_path = pge_migfile_join(dir, nm);
+    return r->version_text && r->name && r->up_path ? 0 : -1;
+}
+
 /* Append a copy of the migration name nm to *found (room tracked in *cap). -1 when out of
  * memory. */
 static int add_found(struct found **found, size_t *nfound, size_t *cap, const char *nm)
@@ -141,7 +167,7 @@ static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
                                         size_t errsize)
 {
     enum pge_migfile_result rc = PGE_MIGFILE_SYSTEM; /* a bare goto out: out of memory */
-    size_t cap = 0, icap = 0;
+    size_t cap = 0, icap = 0, rcap = 0;
     char *bad = NULL;
     const char *bad_why = NULL;
     struct dirent *de;
@@ -161,6 +187,21 @@ static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
             continue;
         struct pge_migfile_name n;
         enum pge_migfile_name_result pr = pge_migfile_parse_name(nm, strlen(nm), &n);
+        const char *slug;
+        size_t slen;
+        enum pge_migfile_name_result rr =
+            pr == PGE_MIGFILE_NAME_OTHER
+                ? pge_migfile_parse_repeatable(nm, strlen(nm), &slug, &slen)
+                : PGE_MIGFILE_NAME_OTHER;
+        if (rr == PGE_MIGFILE_NAME_OK) {
+            if (add_repeatable(set, &rcap, dir, nm, slug, slen) < 0)
+                goto out;
+            continue;
+        }
+        if (rr == PGE_MIGFILE_NAME_MALFORMED) {
+            pr = rr;
+            n.why = "a repeatable migration is R__name.sql, with a name of printable characters";
+        }
         if (pr == PGE_MIGFILE_NAME_MALFORMED) {
             if (!bad || strcmp(nm, bad) < 0) {
                 free(bad);
@@ -183,9 +224,9 @@ static enum pge_migfile_result list_dir(const char *dir, struct pge_migset *set,
     }
     if (bad) {
         char *path = pge_migfile_join(dir, bad);
-        pge_errbuf_set(err, errsize,
-                       "%s: %s: rename it to NNNN_name.up.sql / NNNN_name.down.sql (or remove it)",
-                       path ? path : bad, bad_why);
+        pge_errbuf_set(
+            err, errsize, "%s: %s: rename it to %s (or remove it)", path ? path : bad, bad_why,
+            strncmp(bad, "R__", 3) == 0 ? "R__name.sql" : "NNNN_name.up.sql / NNNN_name.down.sql");
         free(path);
         rc = PGE_MIGFILE_BAD_NAME;
         goto out;
@@ -247,6 +288,25 @@ static enum pge_migfile_result check_group(const char *dir, const struct found *
     return rc;
 }
 
+/* The directives of path's text: no-transaction and envsubst flags, or BAD_DIRECTIVE naming
+ * the line and what this version knows. */
+static enum pge_migfile_result read_directives(const char *path, const char *text, size_t len,
+                                               int *no_tx, int *envsubst, char *err, size_t errsize)
+{
+    struct pge_migfile_directives d;
+    if (pge_migfile_directives(text, len, &d) < 0) {
+        pge_errbuf_set(err, errsize,
+                       "%s:%u: unknown directive \"pgentry:%.*s\" (this version knows: %s): fix "
+                       "the typo, or upgrade pgentry if a newer release wrote it",
+                       path, d.line, (int)(d.word_len > 64 ? 64 : d.word_len), d.word,
+                       PGE_MIGFILE_KNOWN_DIRECTIVES);
+        return PGE_MIGFILE_BAD_DIRECTIVE;
+    }
+    *no_tx = (d.flags & PGE_MIGFILE_DIR_NO_TX) != 0;
+    *envsubst = (d.flags & PGE_MIGFILE_DIR_ENVSUBST) != 0;
+    return PGE_MIGFILE_OK;
+}
+
 /* An unterminated construct counts as a statement: applying it reports the construct. */
 static int has_statement(const char *text, size_t len)
 {
@@ -278,18 +338,56 @@ static enum pge_migfile_result load_item(const char *dir, const struct found *g,
     rc = pge_migfile_read(m->up_path, &text, &len, m->checksum, err, errsize);
     if (rc != PGE_MIGFILE_OK)
         goto out;
-    m->no_transaction = pge_migfile_no_transaction(text, len);
+    rc = read_directives(m->up_path, text, len, &m->no_transaction, &m->envsubst, err, errsize);
     m->up_empty = !has_statement(text, len);
     free(text);
     text = NULL;
+    if (rc != PGE_MIGFILE_OK)
+        goto out;
     if (m->down_path) {
         rc = pge_migfile_read(m->down_path, &text, &len, NULL, err, errsize);
         if (rc != PGE_MIGFILE_OK)
             goto out;
-        m->down_no_transaction = pge_migfile_no_transaction(text, len);
+        rc = read_directives(m->down_path, text, len, &m->down_no_transaction, &m->down_envsubst,
+                             err, errsize);
     }
 out:
     free(text);
+    return rc;
+}
+
+static int cmp_repeatable(const void *a, const void *b)
+{
+    const struct pge_migfile *x = a, *y = b;
+    return strcmp(x->up_path, y->up_path);
+}
+
+/* Sort the repeatables by name and read each: checksum and directives. They always run in a
+ * transaction with their record, so no-transaction is refused. */
+static enum pge_migfile_result load_repeatables(struct pge_migset *set, char *err, size_t errsize)
+{
+    enum pge_migfile_result rc = PGE_MIGFILE_OK;
+    if (set->nrepeatables > 1)
+        qsort(set->repeatables, set->nrepeatables, sizeof *set->repeatables, cmp_repeatable);
+    for (size_t i = 0; i < set->nrepeatables && rc == PGE_MIGFILE_OK; i++) {
+        struct pge_migfile *r = &set->repeatables[i];
+        char *text = NULL;
+        size_t len;
+        rc = pge_migfile_read(r->up_path, &text, &len, r->checksum, err, errsize);
+        if (rc == PGE_MIGFILE_OK) {
+            rc = read_directives(r->up_path, text, len, &r->no_transaction, &r->envsubst, err,
+                                 errsize);
+            r->up_empty = !has_statement(text, len);
+        }
+        free(text);
+        if (rc == PGE_MIGFILE_OK && r->no_transaction) {
+            pge_errbuf_set(err, errsize,
+                           "%s: a repeatable migration always runs in one transaction with its "
+                           "record: remove -- pgentry:no-transaction",
+                           r->up_path);
+            rc = PGE_MIGFILE_BAD_DIRECTIVE;
+        }
+    }
     return rc;
 }
 
@@ -332,6 +430,7 @@ enum pge_migfile_result pge_migfile_scan(const char *dir, struct pge_migset *set
         if (rc != PGE_MIGFILE_OK)
             goto out;
     }
+    rc = load_repeatables(set, err, errsize);
 out:
     for (size_t i = 0; i < nfound; i++)
         free(found[i].fname);

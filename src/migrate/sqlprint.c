@@ -11,6 +11,10 @@ void pge_migrate_print_sql(struct pge_migrate *m)
 {
     struct pge_histsql_buf b = {0};
     char err[1024];
+    if (pge_migrate_check_placeholders(m) < 0) {
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
+        return;
+    }
     pge_histsql_create_table(&b, m->qtable);
     printf("-- pgentry %s: %s %s; nothing was run\n%s;\n", PGENTRY_VERSION,
            m->op == PGE_MIGRATE_UPGRADE ? "upgrade" : "downgrade", m->target ? m->target : "head",
@@ -30,11 +34,20 @@ void pge_migrate_print_sql(struct pge_migrate *m)
             return;
         }
         int no_tx = pge_migfile_no_transaction(text, len);
-        printf("\n-- %s %s_%s (%s)\n", down ? "revert" : "apply", it->version_text, it->name, path);
+        printf("\n-- %s %s%s%s (%s)%s\n", down ? "revert" : "apply", it->version_text,
+               it->file->repeatable ? "__" : "_", it->name, path,
+               it->state == PGE_MIGPLAN_IS_OUT_OF_ORDER ? " out of order" : "");
+        if (down ? it->file->down_envsubst : it->file->envsubst)
+            printf("-- envsubst: pgentry replaces each ${NAME} below with the environment's "
+                   "value when it applies the file; values are not printed\n");
         if (!no_tx)
             printf("BEGIN;\n");
         b = (struct pge_histsql_buf){0};
         pge_histsql_timeouts(&b, m->o.statement_timeout_ms, m->o.lock_timeout_ms, !no_tx);
+        if (it->file->repeatable) {
+            pge_histsql_appendf(&b, ";\n");
+            pge_histsql_create_repeatable_table(&b, m->qrtable);
+        }
         printf("%s;\n", b.s ? b.s : "");
         pge_histsql_buf_free(&b);
         fwrite(text, 1, len, stdout);
@@ -50,7 +63,9 @@ void pge_migrate_print_sql(struct pge_migrate *m)
             printf(";\n");
         free(text);
         b = (struct pge_histsql_buf){0};
-        if (down)
+        if (it->file->repeatable)
+            pge_histsql_upsert_repeatable(&b, m->qrtable, it->name, sum, -1, m->applied_by);
+        else if (down)
             pge_histsql_delete(&b, m->qtable, it->version);
         else
             pge_histsql_insert(&b, m->qtable, it->version, it->name, sum, no_tx ? 0 : -1,

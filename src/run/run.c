@@ -157,6 +157,7 @@ static void start_migrations(struct run *r)
         .files = &r->pre.files,
         .table = cfg->table,
         .sql_only = cfg->sql_only,
+        .allow_out_of_order = cfg->allow_out_of_order,
         .format_json = cfg->format_json,
         .exit_code = cfg->exit_code,
         .lock_wait_ms = cfg->lock_wait_ms,

@@ -51,6 +51,8 @@ Test(config, help_lists_every_option_and_variable, .timeout = 10)
         "PGENTRY_NO_MIGRATE",
         "--wait-migrations",
         "PGENTRY_WAIT_MIGRATIONS",
+        "--allow-out-of-order",
+        "PGENTRY_ALLOW_OUT_OF_ORDER",
         "--wait-timeout",
         "PGENTRY_WAIT_TIMEOUT",
         "--connect-timeout",

@@ -172,6 +172,7 @@ Test(config, booleans, .timeout = 10)
     } bools[] = {
         {"--no-migrate", "PGENTRY_NO_MIGRATE", FIELD(no_migrate)},
         {"--wait-migrations", "PGENTRY_WAIT_MIGRATIONS", FIELD(wait_migrations)},
+        {"--allow-out-of-order", "PGENTRY_ALLOW_OUT_OF_ORDER", FIELD(allow_out_of_order)},
         {"--signal-group", "PGENTRY_SIGNAL_GROUP", FIELD(signal_group)},
         {"--exec", "PGENTRY_EXEC", FIELD(exec)},
     };

@@ -153,4 +153,13 @@ Test(histsql, history_rows_as_parameters, .timeout = 10)
     pge_histsql_row_params(&r, 7, "n", "c", -1, "by");
     cr_assert_str_eq(r.values[0], "7");
     cr_assert_null(r.values[3], "a negative duration is left to the server");
+
+    /* A repeatable's record takes values + 1: name, checksum, duration, applied_by. */
+    pge_histsql_upsert_repeatable_sql(&b, "\"h_repeatable\"");
+    cr_assert_str_eq(b.s, "INSERT INTO \"h_repeatable\" (name, checksum, duration_ms, applied_by) "
+                          "VALUES ($1::text, $2::text, coalesce($3::integer, (extract(epoch FROM "
+                          "clock_timestamp() - now()) * 1000)::integer), $4::text) ON CONFLICT "
+                          "(name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), "
+                          "duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by");
+    pge_histsql_buf_free(&b);
 }

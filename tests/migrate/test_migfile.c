@@ -258,14 +258,20 @@ Test(migfile, no_transaction_marker_variants, .timeout = 10)
         {"-- pgentry:no-transaction\r\nSELECT 1;\r\n", 1},
         {"-- pgentry:no-transaction   \t\r\n", 1},
         {"\xEF\xBB\xBF-- pgentry:no-transaction\n", 1},
-        {"--pgentry:no-transaction\n", 0},
-        {" -- pgentry:no-transaction\n", 0},
+        /* The header is every leading blank or comment line, spacing is free. */
+        {"--pgentry:no-transaction\n", 1},
+        {" -- pgentry:no-transaction\n", 1},
+        {"\n-- pgentry:no-transaction\n", 1},
+        {"-- up: add an index\n-- pgentry:envsubst\n-- pgentry:no-transaction\n", 1},
+        /* An unknown word is an error (pge_migfile_directives), never no-transaction. */
         {"-- pgentry:no-transaction extra\n", 0},
         {"-- PGENTRY:NO-TRANSACTION\n", 0},
         {"-- pgentry:no-transactio\n", 0},
-        {"\n-- pgentry:no-transaction\n", 0},
-        {"SELECT 1;\n-- pgentry:no-transaction\n", 0},
         {"-- pgentry:no-transaction;\n", 0},
+        {"-- pgentry:typo\n-- pgentry:no-transaction\n", 0},
+        /* After the first statement, or a block comment, it is a plain comment. */
+        {"SELECT 1;\n-- pgentry:no-transaction\n", 0},
+        {"/* x */\n-- pgentry:no-transaction\n", 0},
         {"", 0},
         {"\xEF\xBB\xBF", 0},
     };

@@ -243,6 +243,67 @@ Test(migops, json_reports_and_status_exit_codes, .timeout = 90)
     pgt_proc_free(&p);
 }
 
+/* Repeatable migrations have their own array (no version), their own pending count, and make
+ * --exit-code say 1; --allow-out-of-order turns an out-of-order file from 65 into pending. */
+Test(migops, json_status_lists_repeatables, .timeout = 90)
+{
+    struct world w;
+    struct pgt_proc p;
+    world_init(&w);
+    add_file(&w, "0001_first.up.sql", "CREATE TABLE a (id int);\n");
+    add_file(&w, "R__a_view.sql", "CREATE OR REPLACE VIEW a_view AS SELECT id FROM a;\n");
+    int rc = run(&w, &p, "status", "--format", "json", "--exit-code", NULL);
+    cr_assert_eq(rc, 1, "status --exit-code, all pending: %d\n%s", rc, p.err);
+    assert_json(p.out,
+                "(d['pending'], d['repeatables_pending'], d['up_to_date'], "
+                "[(r['name'], r['state'], r['applied_at'], r['checksum_recorded'], "
+                "len(r['checksum_file']), 'version' in r) for r in d['repeatables']])",
+                "(1, 1, False, [('a_view', 'pending', None, None, 64, False)])");
+    pgt_proc_free(&p);
+
+    rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "upgrade: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--format", "json", "--exit-code", NULL);
+    cr_assert_eq(rc, 0, "status --exit-code, up to date: %d\n%s", rc, p.err);
+    assert_json(p.out,
+                "(d['applied'], d['pending'], d['repeatables_pending'], d['up_to_date'], "
+                "len(d['migrations']), [(r['name'], r['state'], r['applied_at'] is not None, "
+                "r['checksum_file'] == r['checksum_recorded']) for r in d['repeatables']])",
+                "(1, 0, 0, True, 1, [('a_view', 'applied', True, True)])");
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "history", "--format", "json", NULL);
+    cr_assert_eq(rc, 0, "history: %d\n%s", rc, p.err);
+    assert_json(p.out,
+                "([m['version'] for m in d['migrations']], "
+                "[(r['name'], r['state'], sorted(r)) for r in d['repeatables']])",
+                "(['0001'], [('a_view', 'applied', ['applied_at', 'name', 'state'])])");
+    pgt_proc_free(&p);
+
+    /* Changed: pending again, the checksums differ; the versioned counts are unchanged. */
+    add_file(&w, "R__a_view.sql", "CREATE OR REPLACE VIEW a_view AS SELECT id, 1 AS one FROM a;\n");
+    rc = run(&w, &p, "status", "--format", "json", "--exit-code", NULL);
+    cr_assert_eq(rc, 1, "status --exit-code, changed repeatable: %d\n%s", rc, p.err);
+    assert_json(p.out,
+                "(d['pending'], d['repeatables_pending'], d['up_to_date'], "
+                "[(r['state'], r['checksum_file'] != r['checksum_recorded']) "
+                "for r in d['repeatables']])",
+                "(0, 1, False, [('pending', True)])");
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "upgrade: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+
+    /* Out of order: 65, or pending (1) when the option would apply it. */
+    add_file(&w, "0000_early.up.sql", "CREATE TABLE c (id int);\n");
+    rc = run(&w, &p, "status", "--exit-code", NULL);
+    cr_assert_eq(rc, 65, "status --exit-code, out of order: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+    rc = run(&w, &p, "status", "--exit-code", "--allow-out-of-order", NULL);
+    cr_assert_eq(rc, 1, "status --exit-code --allow-out-of-order: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+}
+
 Test(migops, format_and_exit_code_are_refused_elsewhere, .timeout = 30)
 {
     struct world w;

@@ -29,7 +29,7 @@
 #define S4 SUM("4")
 #define S5 SUM("5")
 
-enum cmd { UP, DOWN, STAMP, HIST, VERIFY };
+enum cmd { UP, DOWN, STAMP, HIST, VERIFY, UP_OOO /* upgrade --allow-out-of-order */ };
 
 struct want_item {
     int64_t version;
@@ -79,7 +79,8 @@ static const struct pge_migplan_row *row_of(const struct scenario *sc, int64_t v
 
 static const char *cmd_name(enum cmd c)
 {
-    static const char *const names[] = {"upgrade", "downgrade", "stamp", "history", "verify"};
+    static const char *const names[] = {"upgrade", "downgrade", "stamp",
+                                        "history", "verify",    "upgrade --allow-out-of-order"};
     return names[c];
 }
 
@@ -95,6 +96,9 @@ static enum pge_migplan_result call(const struct scenario *sc, const struct plan
         return pge_migplan_stamp(plan, sc->files, sc->rows, sc->nrows, c->target, err, errsize);
     case HIST:
         return pge_migplan_history(plan, sc->files, sc->rows, sc->nrows, err, errsize);
+    case UP_OOO:
+        return pge_migplan_upgrade_flags(plan, sc->files, sc->rows, sc->nrows, c->target,
+                                         PGE_MIGPLAN_ALLOW_OUT_OF_ORDER, err, errsize);
     case VERIFY:
         break;
     }
@@ -219,7 +223,7 @@ Test(migplan, clean_history_every_target, .timeout = 10)
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4),
                               MF(5, "0005", "five", S5)};
-    struct pge_migset files = {f, 5, NULL, 0};
+    struct pge_migset files = {f, 5, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, "2024-01-01 00:00:00+00"},
                                      {2, "two", S2, "2024-01-02 00:00:00+00"},
                                      {3, "three", S3, NULL}};
@@ -303,7 +307,7 @@ Test(migplan, drift_blocks_upgrade_verify_and_downgrade, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4)};
-    struct pge_migset files = {f, 4, NULL, 0};
+    struct pge_migset files = {f, 4, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", S1, NULL}, {2, "two", SUM("b"), NULL}, {3, "three", SUM("c"), NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "0003", {1, 1, 2, 0, 0}, 0, {0}};
@@ -353,7 +357,7 @@ Test(migplan, drift_only_where_it_matters, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "one", SUM("a")), MF(2, "2", "two", SUM("b")),
                               MF(3, "3", "three", SUM("c"))};
-    struct pge_migset files = {f, 3, NULL, 0};
+    struct pge_migset files = {f, 3, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", NULL, NULL}, {2, "two", SUM("B"), NULL}, {3, "three", SUM("c"), NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "3", {2, 0, 1, 0, 0}, 0, {0}};
@@ -378,12 +382,17 @@ Test(migplan, drift_only_where_it_matters, .timeout = 10)
     pge_migplan_free(&plan);
 }
 
+#define OOO(v, t)                                                                                  \
+    {                                                                                              \
+        v, PGE_MIGPLAN_DO_APPLY, PGE_MIGPLAN_IS_OUT_OF_ORDER, t                                    \
+    }
+
 /* Files 1..4; rows 1 and 3: file 2 is out of order, 4 pending. */
 Test(migplan, out_of_order_file, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3), MF(4, "0004", "four", S4)};
-    struct pge_migset files = {f, 4, NULL, 0};
+    struct pge_migset files = {f, 4, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, NULL}, {3, "three", S3, NULL}};
     struct scenario sc = {&files, rows, 2, 1, 3, "0003", {2, 1, 0, 0, 1}, 0, {0}};
     static const struct plan_case cases[] = {
@@ -396,6 +405,16 @@ Test(migplan, out_of_order_file, .timeout = 10)
          NO_ITEMS},
         {UP, "4", PGE_MIGPLAN_OUT_OF_ORDER, 2, {NULL}, NO_ITEMS},
         {UP, "+1", PGE_MIGPLAN_OUT_OF_ORDER, 2, {NULL}, NO_ITEMS},
+        {UP, NULL, PGE_MIGPLAN_OUT_OF_ORDER, 2, {"--allow-out-of-order", NULL}, NO_ITEMS},
+        /* Allowed: applied in version order with the pending ones, state kept for a warning. */
+        {UP_OOO, NULL, PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "head", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "+1", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "+2", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
+        {UP_OOO, "+3", PGE_MIGPLAN_RANGE, -1, {"only 2 migration(s) pending", NULL}, NO_ITEMS},
+        {UP_OOO, "2", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "3", PGE_MIGPLAN_OK, -1, {NULL}, 1, {OOO(2, "0002")}},
+        {UP_OOO, "4", PGE_MIGPLAN_OK, -1, {NULL}, 2, {OOO(2, "0002"), APPLY(4, "0004")}},
         {VERIFY, NULL, PGE_MIGPLAN_OK, -1, {NULL}, NO_ITEMS},
         {DOWN, "-1", PGE_MIGPLAN_OK, -1, {NULL}, 1, {REVERT(3, "0003")}},
         {DOWN, "2", PGE_MIGPLAN_UNKNOWN_TARGET, 2, {"not applied", NULL}, NO_ITEMS},
@@ -434,7 +453,7 @@ Test(migplan, out_of_order_file, .timeout = 10)
 Test(migplan, database_ahead_is_a_warning, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "one", S1, NULL},
                                      {2, "two", S2, NULL},
                                      {3, "future", S3, "2030-01-01"},
@@ -489,7 +508,7 @@ Test(migplan, missing_down_file, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF_NODOWN(2, "0002", "two", S2),
                               MF(3, "0003", "three", S3)};
-    struct pge_migset files = {f, 3, NULL, 0};
+    struct pge_migset files = {f, 3, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {
         {1, "one", S1, NULL}, {2, "two", S2, NULL}, {3, "three", S3, NULL}};
     struct scenario sc = {&files, rows, 3, 1, 3, "0003", {3, 0, 0, 0, 0}, 0, {0}};
@@ -512,7 +531,7 @@ Test(migplan, missing_down_file, .timeout = 10)
 /* No files, no rows. */
 Test(migplan, empty_everything, .timeout = 10)
 {
-    struct pge_migset files = {NULL, 0, NULL, 0};
+    struct pge_migset files = {NULL, 0, NULL, 0, NULL, 0};
     struct scenario sc = {&files, NULL, 0, 0, 0, "none", {0, 0, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
         {UP, NULL, PGE_MIGPLAN_OK, -1, {NULL}, NO_ITEMS},
@@ -544,7 +563,7 @@ Test(migplan, empty_everything, .timeout = 10)
 Test(migplan, fresh_database, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "01", "one", S1), MF(2, "02", "two", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct scenario sc = {&files, NULL, 0, 0, 0, "none", {0, 2, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
         {UP, NULL, PGE_MIGPLAN_OK, -1, {NULL}, 2, {APPLY(1, "01"), APPLY(2, "02")}},
@@ -569,7 +588,7 @@ Test(migplan, fresh_database, .timeout = 10)
 Test(migplan, version_zero, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(0, "0000", "zero", S1), MF(1, "0001", "one", S2)};
-    struct pge_migset files = {f, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{0, "zero", S1, NULL}, {1, "one", S2, NULL}};
     struct scenario sc = {&files, rows, 2, 1, 1, "0001", {2, 0, 0, 0, 0}, 0, {0}};
     static const struct plan_case cases[] = {
@@ -586,7 +605,7 @@ Test(migplan, unsorted_or_broken_input_is_a_caller_bug, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "a", S1), MF(2, "2", "b", S2)};
     struct pge_migfile fbad[] = {MF(2, "2", "b", S2), MF(1, "1", "a", S1)};
-    struct pge_migset files = {f, 2, NULL, 0}, bad_files = {fbad, 2, NULL, 0};
+    struct pge_migset files = {f, 2, NULL, 0, NULL, 0}, bad_files = {fbad, 2, NULL, 0, NULL, 0};
     struct pge_migplan_row down[] = {{2, "b", S2, NULL}, {1, "a", S1, NULL}};
     struct pge_migplan_row dup[] = {{1, "a", S1, NULL}, {1, "a", S1, NULL}};
     struct pge_migplan_row ok[] = {{1, "a", S1, NULL}};
@@ -638,7 +657,7 @@ Test(migplan, unsorted_or_broken_input_is_a_caller_bug, .timeout = 10)
 Test(migplan, messages_are_optional, .timeout = 10)
 {
     struct pge_migfile f[] = {MF(1, "1", "a", S1)};
-    struct pge_migset files = {f, 1, NULL, 0};
+    struct pge_migset files = {f, 1, NULL, 0, NULL, 0};
     struct pge_migplan_row rows[] = {{1, "a", S2, NULL}};
     struct pge_migplan plan;
     cr_assert_eq(pge_migplan_upgrade(&plan, &files, rows, 1, NULL, NULL, 0), PGE_MIGPLAN_DRIFT);
@@ -807,4 +826,60 @@ Test(migplan, names_and_outcomes, .timeout = 10)
     };
     for (size_t i = 0; i < NCASES(map); i++)
         cr_assert_eq(pge_migplan_outcome(map[i].r), map[i].k, "result %d", map[i].r);
+}
+
+#define RF(slug, sum)                                                                              \
+    {                                                                                              \
+        .version = -1, .version_text = "R", .name = slug, .up_path = "m/R__" slug ".sql",          \
+        .checksum = sum, .repeatable = 1                                                           \
+    }
+
+/* Repeatables: new, unchanged and changed, after the versioned items, in name order. */
+Test(migplan, repeatables_new_or_changed_are_applied, .timeout = 10)
+{
+    struct pge_migfile f[] = {MF(1, "0001", "one", S1), MF(2, "0002", "two", S2)};
+    struct pge_migfile r[] = {RF("a_new", S3), RF("b_same", S4), RF("c_changed", S5)};
+    struct pge_migset files = {f, 2, NULL, 0, r, 3};
+    struct pge_migplan_row rows[] = {{1, "one", S1, NULL}};
+    struct pge_migplan_row rrows[] = {
+        {-1, "c_changed", S1, "t1"}, {-1, "b_same", S4, "t2"}, {-1, "gone", S2, "t3"}};
+    struct pge_migplan plan;
+    char err[256] = "";
+
+    cr_assert_eq(pge_migplan_upgrade(&plan, &files, rows, 1, NULL, err, sizeof err),
+                 PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &files, rrows, 3, 1), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 3);
+    cr_assert_eq(plan.items[0].version, 2);
+    cr_assert_eq(plan.items[1].file, &r[0]);
+    cr_assert_null(plan.items[1].row);
+    cr_assert_eq(plan.items[2].file, &r[2]);
+    cr_assert_eq(plan.items[2].row, &rrows[0]);
+    for (size_t i = 1; i < 3; i++) {
+        cr_assert_eq(plan.items[i].action, PGE_MIGPLAN_DO_APPLY);
+        cr_assert_eq(plan.items[i].state, PGE_MIGPLAN_IS_PENDING);
+        cr_assert_str_eq(plan.items[i].version_text, "R");
+    }
+    cr_assert_str_eq(plan.head_text, "0001");
+    pge_migplan_free(&plan);
+
+    /* status: every one with its state (c_changed now recorded with its checksum). */
+    rrows[0].checksum = SUM("5");
+    cr_assert_eq(pge_migplan_history(&plan, &files, rows, 1, err, sizeof err), PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &files, rrows, 3, 0), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 5);
+    cr_assert_eq(plan.items[2].state, PGE_MIGPLAN_IS_PENDING);
+    cr_assert_eq(plan.items[3].state, PGE_MIGPLAN_IS_APPLIED);
+    cr_assert_eq(plan.items[4].state, PGE_MIGPLAN_IS_APPLIED);
+    cr_assert_eq(plan.items[4].action, PGE_MIGPLAN_DO_NOTHING);
+    cr_assert_eq(plan.states[PGE_MIGPLAN_IS_APPLIED], 3);
+    cr_assert_eq(plan.states[PGE_MIGPLAN_IS_PENDING], 2);
+    pge_migplan_free(&plan);
+
+    /* Nothing to do when every one is recorded with its checksum. */
+    struct pge_migset only = {NULL, 0, NULL, 0, &r[1], 1};
+    cr_assert_eq(pge_migplan_upgrade(&plan, &only, NULL, 0, NULL, err, sizeof err), PGE_MIGPLAN_OK);
+    cr_assert_eq(pge_migplan_add_repeatables(&plan, &only, rrows, 3, 1), PGE_MIGPLAN_OK);
+    cr_assert_eq(plan.count, 0);
+    pge_migplan_free(&plan);
 }

@@ -255,3 +255,62 @@ Test(migscan, scan_accepts_trailing_slash_and_symlinked_files, .timeout = 10)
     cr_assert_str_eq(set.items[0].checksum, SHA_ABC);
     pge_migfile_set_free(&set);
 }
+
+Test(migscan, scan_refuses_unknown_directives, .timeout = 10)
+{
+    pgt_write_str(dir, "1_a.up.sql", "-- pgentry:envsubst\n-- pgentry:no-transaction\nSELECT 1;\n");
+    pgt_write_str(dir, "2_b.up.sql", "-- add b\n-- pgentry:no-transacton\nSELECT 2;\n");
+    const char *w[] = {"2_b.up.sql:2", "unknown directive", "no-transacton",
+                       PGE_MIGFILE_KNOWN_DIRECTIVES, NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_DIRECTIVE, w);
+    cr_assert_eq(pge_migfile_outcome(PGE_MIGFILE_BAD_DIRECTIVE), PGE_OUT_MIGRATION_FAILED);
+}
+
+Test(migscan, scan_reads_directives_of_both_files, .timeout = 10)
+{
+    struct pge_migset set;
+    char err[512];
+    pgt_write_str(dir, "1_a.up.sql", "-- pgentry:envsubst\n-- pgentry:no-transaction\nSELECT 1;\n");
+    pgt_write_str(dir, "1_a.down.sql", "\n-- pgentry:envsubst\nSELECT 2;\n");
+    cr_assert_eq(pge_migfile_scan(dir, &set, err, sizeof err), PGE_MIGFILE_OK, "%s", err);
+    cr_assert_eq(set.items[0].envsubst, 1);
+    cr_assert_eq(set.items[0].no_transaction, 1);
+    cr_assert_eq(set.items[0].down_envsubst, 1);
+    cr_assert_eq(set.items[0].down_no_transaction, 0);
+    pge_migfile_set_free(&set);
+
+    /* The .down.sql's header is checked too. */
+    pgt_write_str(dir, "1_a.down.sql", "-- pgentry:envsubts\nSELECT 2;\n");
+    const char *w[] = {"1_a.down.sql:1", "envsubts", NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_DIRECTIVE, w);
+}
+
+Test(migscan, scan_collects_repeatables_in_name_order, .timeout = 10)
+{
+    struct pge_migset set;
+    char err[512], buf[4096];
+    pgt_write_str(dir, "0001_a.up.sql", "CREATE TABLE a (x int);\n");
+    pgt_write_str(dir, "R__views.sql", "abc");
+    pgt_write_str(dir, "R__grants.sql", "-- pgentry:envsubst\nGRANT SELECT ON a TO ${R};\n");
+    cr_assert_eq(pge_migfile_scan(dir, &set, err, sizeof err), PGE_MIGFILE_OK, "%s", err);
+    cr_assert_eq(set.count, 1);
+    cr_assert_eq(set.nrepeatables, 2);
+    cr_assert_eq(set.nignored, 0);
+    cr_assert_str_eq(set.repeatables[0].name, "grants");
+    cr_assert_eq(set.repeatables[0].envsubst, 1);
+    cr_assert_str_eq(set.repeatables[1].name, "views");
+    cr_assert_str_eq(set.repeatables[1].up_path, pgt_join(buf, sizeof buf, dir, "R__views.sql"));
+    cr_assert_str_eq(set.repeatables[1].checksum, SHA_ABC);
+    cr_assert_eq(set.repeatables[1].repeatable, 1);
+    cr_assert_eq(set.repeatables[1].version, -1);
+    cr_assert_null(set.repeatables[1].down_path);
+    pge_migfile_set_free(&set);
+
+    pgt_write_str(dir, "R__tx.sql", "-- pgentry:no-transaction\nSELECT 1;\n");
+    const char *w1[] = {"R__tx.sql", "one transaction", NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_DIRECTIVE, w1);
+    unlink(path_of("R__tx.sql"));
+    pgt_write_str(dir, "R__.sql", "SELECT 1;\n");
+    const char *w2[] = {"R__.sql", "R__name.sql", NULL};
+    scan_fails(dir, PGE_MIGFILE_BAD_NAME, w2);
+}

@@ -68,6 +68,7 @@ struct pge_config {
     int create_database;          /* on 3D000, CREATE DATABASE through a maintenance database */
     int no_migrate;
     int wait_migrations;
+    int allow_out_of_order;  /* apply an unapplied file older than the head, with a warning */
     int64_t wait_timeout_ms; /* 0: never */
     int64_t connect_timeout_ms;
     int64_t backoff_initial_ms;

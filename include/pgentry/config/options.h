@@ -6,7 +6,7 @@
 
 #include "pgentry/config/config.h"
 
-#define PGE_OPTIONS_COUNT 29
+#define PGE_OPTIONS_COUNT 30
 
 /* Row flags. */
 #define PGE_OPTIONS_NO_VALUE    0x01u /* a boolean: a flag takes no value */

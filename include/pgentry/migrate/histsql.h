@@ -65,6 +65,21 @@ void pge_histsql_insert_sql(struct pge_histsql_buf *b, const char *qtable);
 /* DELETE of a history row taking its version as $1. */
 void pge_histsql_delete_sql(struct pge_histsql_buf *b, const char *qtable);
 
+/* CREATE TABLE IF NOT EXISTS for the repeatable migrations' table (qrtable, quoted): name text
+ * primary key, checksum, applied_at, duration_ms, applied_by. */
+void pge_histsql_create_repeatable_table(struct pge_histsql_buf *b, const char *qrtable);
+
+/* The record of a repeatable migration as printed SQL (--sql): insert, or update the row of
+ * that name. duration_ms as for pge_histsql_insert(). */
+void pge_histsql_upsert_repeatable(struct pge_histsql_buf *b, const char *qrtable, const char *name,
+                                   const char *checksum, int64_t duration_ms,
+                                   const char *applied_by);
+
+/* The record of a repeatable migration, insert or update of the row of that name, taking four
+ * parameters: $1 name, $2 checksum, $3 duration_ms (NULL: the server computes it), $4
+ * applied_by, i.e. values + 1 of a struct pge_histsql_row (its version is not used). */
+void pge_histsql_upsert_repeatable_sql(struct pge_histsql_buf *b, const char *qrtable);
+
 /* DELETE of a migration's history row (a downgrade, or stamp below it). */
 void pge_histsql_delete(struct pge_histsql_buf *b, const char *qtable, int64_t version);
 

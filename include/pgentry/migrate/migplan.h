@@ -135,6 +135,18 @@ enum pge_migplan_result pge_migplan_upgrade(struct pge_migplan *plan,
                                             const struct pge_migplan_row *rows, size_t nrows,
                                             const char *target, char *err, size_t errsize);
 
+/* Flags of pge_migplan_upgrade_flags(). */
+#define PGE_MIGPLAN_ALLOW_OUT_OF_ORDER 1u /* --allow-out-of-order */
+
+/* pge_migplan_upgrade() with flags. With PGE_MIGPLAN_ALLOW_OUT_OF_ORDER an out-of-order file
+ * is no error: it is planned like a pending one, in ascending version order among them (it
+ * counts for +N and VERSION), and keeps its state IS_OUT_OF_ORDER so the caller can warn. */
+enum pge_migplan_result pge_migplan_upgrade_flags(struct pge_migplan *plan,
+                                                  const struct pge_migset *files,
+                                                  const struct pge_migplan_row *rows, size_t nrows,
+                                                  const char *target, unsigned flags, char *err,
+                                                  size_t errsize);
+
 /* `downgrade -N|VERSION|base`. Items newest first, action DO_REVERT: -N = the N newest applied
  * versions (RANGE when fewer are applied); VERSION = every applied version newer than VERSION,
  * which stays applied and must be applied itself, except that 0 with no version 0 applied means
@@ -170,6 +182,17 @@ enum pge_migplan_result pge_migplan_history(struct pge_migplan *plan,
 enum pge_migplan_result pge_migplan_verify(struct pge_migplan *plan, const struct pge_migset *files,
                                            const struct pge_migplan_row *rows, size_t nrows,
                                            char *err, size_t errsize);
+
+/* Append files->repeatables to a plan just made with OK: for an upgrade (apply 1) each one that
+ * is new or changed (no row of its name, or another checksum), action DO_APPLY, state PENDING;
+ * for status and history (apply 0) every one, DO_NOTHING, state APPLIED or PENDING. In name
+ * order, after the versioned items; plan->states counts them. rrows are the repeatable table's
+ * rows (name and checksum; version ignored), in any order; items point into files and rrows.
+ * Returns OK, or NOMEM (plan->result set, items kept). Pure. */
+enum pge_migplan_result pge_migplan_add_repeatables(struct pge_migplan *plan,
+                                                    const struct pge_migset *files,
+                                                    const struct pge_migplan_row *rrows,
+                                                    size_t nrrows, int apply);
 
 /* Free what the plan owns and zero it. NULL-safe. */
 void pge_migplan_free(struct pge_migplan *plan);

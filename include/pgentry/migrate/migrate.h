@@ -30,6 +30,7 @@ struct pge_migrate_opts {
     const struct pge_migset *files; /* scanned migrations (borrowed) */
     const char *table;              /* history table, maybe "schema.table" */
     int sql_only;                   /* --sql: print what would run, change nothing */
+    int allow_out_of_order;         /* apply older unapplied files (warned) instead of 65 */
     int format_json;                /* current/history/status: --format json */
     int exit_code;                  /* status --exit-code: the outcome says pending or drift */
     int64_t lock_wait_ms;           /* 0: forever */

@@ -29,16 +29,19 @@ void pge_report_print(FILE *out, const struct pge_migplan *plan, int status, con
                       const struct pge_report_index *bad, size_t nbad);
 
 /* --format json: one JSON document (format 1, documented in docs/migrations.md) to out, a line
- * per version: {"format":1,"command":…,"current":…} for current; history adds "table" and
- * "migrations"; status adds the counts, "invalid_indexes" (bad[nbad], each with its fix),
- * "up_to_date" and each version's checksums. Returns 0, or -1 when out of memory or out failed
- * to take it (the document is then incomplete). */
+ * per version: {"format":1,"command":…,"current":…} for current; history adds "table",
+ * "migrations" (the versioned ones) and "repeatables" (R__ files, by name, no version); status
+ * adds the counts, "invalid_indexes" (bad[nbad], each with its fix), "up_to_date" and each
+ * item's checksums. Returns 0, or -1 when out of memory or out failed to take it (the document
+ * is then incomplete). */
 int pge_report_print_json(FILE *out, const struct pge_migplan *plan, enum pge_report_kind kind,
                           const char *table, const struct pge_report_index *bad, size_t nbad);
 
-/* status --exit-code: MIGRATION_FAILED on drift, an out-of-order file or an INVALID index
- * (nbad > 0: the schema is not what the history says), else PENDING when migrations are
- * pending, else OK. An ahead database (applied versions without files) is OK. */
-struct pge_outcome pge_report_exit_code(const struct pge_migplan *plan, size_t nbad);
+/* status --exit-code: MIGRATION_FAILED on drift, an out-of-order file (unless
+ * allow_out_of_order: then it is pending) or an INVALID index (nbad > 0: the schema is not what
+ * the history says), else PENDING when migrations (repeatable ones included) are pending, else
+ * OK. An ahead database (applied versions without files) is OK. */
+struct pge_outcome pge_report_exit_code(const struct pge_migplan *plan, int allow_out_of_order,
+                                        size_t nbad);
 
 #endif

@@ -65,13 +65,21 @@ Test(cic, status_names_an_invalid_index_and_its_fix, .timeout = 90)
 /* pgentry's own connection to the index build's phase. */
 #define BUILD_PHASE "SELECT coalesce(max(phase), '') FROM pg_stat_progress_create_index"
 
-/* Start CREATE INDEX CONCURRENTLY on the test's own connection, held back by old, an older
- * snapshot, and wait until it sits in its last wait with its index INVALID. */
+/* A session whose snapshot holds any later CREATE INDEX CONCURRENTLY back in its last wait
+ * ("waiting for old snapshots"), its index INVALID, until the session ends its transaction. */
+static PGconn *old_snapshot(struct migdb *d)
+{
+    PGconn *old = migdb_connect(d);
+    PQclear(PQexec(old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+    PQclear(PQexec(old, "SELECT count(*) FROM pg_class"));
+    return old;
+}
+
+/* Start CREATE INDEX CONCURRENTLY on the test's own connection, held back by *old, and wait
+ * until it sits in its last wait. */
 static PGconn *held_back_build(struct migdb *d, PGconn **old, const char *sql)
 {
-    *old = migdb_connect(d);
-    PQclear(PQexec(*old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
-    PQclear(PQexec(*old, "SELECT count(*) FROM pg_class"));
+    *old = old_snapshot(d);
     PGconn *build = migdb_connect(d);
     cr_assert_eq(PQsendQuery(build, sql), 1, "%s", PQerrorMessage(build));
     migdb_await(d, BUILD_PHASE, "waiting for old snapshots", 30000);
@@ -150,9 +158,7 @@ Test(cic, server_restart_during_a_migrations_index_build, .init = own_start, .fi
               "CREATE TABLE IF NOT EXISTS t2 (id int);\n"
               "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);\n");
     /* An old snapshot holds the build back in its last wait: restart the server there. */
-    old = migdb_connect(&d);
-    PQclear(PQexec(old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
-    PQclear(PQexec(old, "SELECT count(*) FROM pg_class"));
+    old = old_snapshot(&d);
     pgt_proc_spawn(&p, argv, d.env);
     migdb_await(&d, BUILD_PHASE, "waiting for old snapshots", 30000);
     restart_fast(d.pg);

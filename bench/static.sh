@@ -3,7 +3,11 @@
 # (build/pgentry), in one run, against one throwaway server (SCRAM over TCP on 127.0.0.1).
 #
 # Usage: bench/static.sh      (env: RUNS=20 for a, RUNS_B=7 for b, N_TRIVIAL=200,
-#                              STATIC=dist/pgentry, PGENTRY=build/pgentry)
+#                              STATIC=dist/pgentry, PGENTRY=build/pgentry, BEFORE=)
+#
+# BEFORE=path compares two builds instead of static vs dynamic: the binary at path (say the
+# base commit's build/pgentry) runs in the "static" column, PGENTRY in the "dynamic" one, and
+# every case and ratio reads the same way (dynamic_over_static = after / before).
 #
 #   a  database at head: start -> COMMAND running (`benchtool stamp`, as in migrate.sh case b),
 #      static vs dynamic, with migrate.sh's bash + `alembic upgrade head` entrypoint as the
@@ -29,7 +33,7 @@ RUNS=${RUNS:-20}
 RUNS_B=${RUNS_B:-7}
 N_TRIVIAL=${N_TRIVIAL:-200}
 SAMPLES=${SAMPLES:-5}
-STATIC=${STATIC:-$BENCH_ROOT/dist/pgentry}
+STATIC=${BEFORE:-${STATIC:-$BENCH_ROOT/dist/pgentry}}
 
 bench_init
 bench_need psql alembic tini tini-static dumb-init catatonit runuser
@@ -41,6 +45,8 @@ DYNAMIC=$PGENTRY
 bench_section "machine"
 bench_machine
 printf 'static: %s (%s)\n' "$("$STATIC" --version)" "$STATIC"
+[ -z "${BEFORE:-}" ] ||
+    printf 'BEFORE is set: column "static" is the before binary, column "dynamic" the after one\n'
 
 data=$T/data
 bench_pg_new "$data"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MASK "***"
+#include "redact_int.h"
 
 /* What a span of the input is to the two readers of the spans. */
 #define SPAN_MASK   1 /* hidden by pge_redact() */
@@ -13,17 +13,7 @@
 #define SPAN_URL    4 /* URL text: also reported percent-decoded */
 #define SPAN_VALUE  8 /* a conninfo value: reported as libpq reads it (quotes, escapes undone) */
 
-/* Shorter passwords are replaced in a message only where libpq quotes them whole: anywhere
- * else they would mangle innocent words (the logger draws the same line). */
-#define MESSAGE_FORM_MIN 3
-
-struct out {
-    char *b;
-    size_t size;
-    size_t n;
-};
-
-static void emit(struct out *o, const char *s, size_t len)
+void pge_redact_emit(struct pge_redact_out *o, const char *s, size_t len)
 {
     for (size_t i = 0; i < len && o->n + 1 < o->size; i++)
         o->b[o->n++] = s[i];
@@ -333,7 +323,7 @@ static void collect_span(const char *start, size_t len, int kind, void *arg)
 
 char *pge_redact(const char *in, char *out, size_t size)
 {
-    struct out o = {out, size, 0};
+    struct pge_redact_out o = {out, size, 0};
     struct redact_ctx c = {.n = 0, .overflow = NULL};
     const char *cursor = in;
     int masked = 0;
@@ -355,12 +345,12 @@ char *pge_redact(const char *in, char *out, size_t size)
                 cursor = c.spans[i].end;
             continue;
         }
-        emit(&o, cursor, (size_t)(c.spans[i].start - cursor));
-        emit(&o, MASK, strlen(MASK));
+        pge_redact_emit(&o, cursor, (size_t)(c.spans[i].start - cursor));
+        pge_redact_emit(&o, PGE_REDACT_MASK, strlen(PGE_REDACT_MASK));
         cursor = c.spans[i].end;
         masked = 1;
     }
-    emit(&o, cursor, strlen(cursor));
+    pge_redact_emit(&o, cursor, strlen(cursor));
     out[o.n] = '\0';
     return out;
 }
@@ -384,7 +374,7 @@ static void unquote(char *raw, size_t len)
     raw[o] = '\0';
 }
 
-static void percent_decode(char *raw)
+void pge_redact_percent_decode(char *raw)
 {
     size_t o = 0;
     for (size_t i = 0; raw[i]; i++) {
@@ -413,7 +403,7 @@ static void each_span(const char *start, size_t len, int kind, void *arg)
         unquote(raw, len);
     c->cb(raw, c->arg);
     if ((kind & SPAN_URL) && strchr(raw, '%')) {
-        percent_decode(raw);
+        pge_redact_percent_decode(raw);
         c->cb(raw, c->arg);
     }
     free(raw);
@@ -424,116 +414,4 @@ void pge_redact_each_password(const char *in, void (*cb)(const char *password, v
 {
     struct each_ctx c = {cb, arg};
     for_each_span(in, each_span, &c);
-}
-
-/* The password forms of a connection string, for pge_redact_message(). */
-struct forms {
-    char **v;
-    size_t n;
-    int oom;
-};
-
-static void add_form(const char *password, void *arg)
-{
-    struct forms *f = arg;
-    char *copy = password[0] ? strdup(password) : NULL;
-    char **v = copy ? realloc(f->v, (f->n + 1) * sizeof *v) : NULL;
-    if (!v) {
-        f->oom |= password[0] != '\0';
-        free(copy);
-        return;
-    }
-    f->v = v;
-    f->v[f->n++] = copy;
-}
-
-/* Length of the longest password form at p (short ones only as a whole quoted piece). */
-static size_t form_at(const struct forms *f, const char *p, int quoted_whole)
-{
-    size_t hit = 0;
-    for (size_t i = 0; i < f->n; i++) {
-        size_t n = strlen(f->v[i]);
-        if (n > hit && strncmp(p, f->v[i], n) == 0 &&
-            (n >= MESSAGE_FORM_MIN || (quoted_whole && p[n] == '"')))
-            hit = n;
-    }
-    return hit;
-}
-
-/* Length of the longest start of s that is a piece of conn, raw or percent-decoded. */
-static size_t piece_len(const char *s, const char *conn, const char *decoded)
-{
-    size_t n = 0, clen = strlen(conn), dlen = strlen(decoded);
-    while (s[n] && (memmem(conn, clen, s, n + 1) || memmem(decoded, dlen, s, n + 1)))
-        n++;
-    return n;
-}
-
-char *pge_redact_message(const char *msg, const char *conn, char *out, size_t size)
-{
-    struct out o = {out, size, 0};
-    struct forms f = {NULL, 0, 0};
-    size_t clen = strlen(conn);
-    char *shown = malloc(4 * clen + 4), *decoded = strdup(conn);
-    if (size == 0)
-        goto done;
-    if (!shown || !decoded)
-        goto hide_all;
-    percent_decode(decoded);
-    pge_redact(conn, shown, 4 * clen + 4);
-    pge_redact_each_password(conn, add_form, &f);
-    if (f.oom)
-        goto hide_all;
-    const char *close = NULL; /* the closing quote of a piece being shown */
-    for (const char *p = msg; *p && o.n + 1 < o.size;) {
-        size_t hit;
-        if (close && close < p)
-            close = NULL; /* a mask took it */
-        if (clen && strncmp(p, conn, clen) == 0) {
-            emit(&o, shown, strlen(shown));
-            if (p > msg && p[-1] == '"' && p[clen] == '"')
-                close = p + clen;
-            p += clen;
-        } else if ((hit = form_at(&f, p, p > msg && p[-1] == '"')) > 0) {
-            emit(&o, MASK, strlen(MASK));
-            p += hit;
-        } else if (p == close) {
-            emit(&o, p, 1);
-            p++;
-            close = NULL;
-        } else if (*p == '"' && !(clen && strncmp(p + 1, conn, clen) == 0)) {
-            /* A quoted piece of the input shows nothing the redacted input does not. The
-             * piece is the longest text that is one (a password may hold a '"'); libpq's own
-             * words ("=", "]") are none. */
-            size_t qlen = piece_len(p + 1, conn, decoded);
-            char *piece = strndup(p + 1, qlen);
-            int keep = piece && strstr(shown, piece);
-            free(piece);
-            if (keep) {
-                emit(&o, p, 1);
-                close = p[1 + qlen] == '"' ? p + 1 + qlen : NULL;
-                p++;
-            } else {
-                emit(&o, "\"" MASK, strlen(MASK) + 1);
-                p += 1 + qlen;
-                close = *p == '"' ? p : NULL;
-            }
-        } else {
-            emit(&o, p, 1);
-            p++;
-        }
-    }
-    goto done;
-hide_all:
-    /* Without memory to tell the pieces apart, show none of the message. */
-    emit(&o, MASK, strlen(MASK));
-done:
-    if (size > 0)
-        out[o.n] = '\0';
-    for (size_t i = 0; i < f.n; i++)
-        free(f.v[i]);
-    free(f.v);
-    free(shown);
-    free(decoded);
-    return out;
 }

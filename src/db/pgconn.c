@@ -1,63 +1,17 @@
-/* One non-blocking connection attempt: async DNS, PQconnectPoll, then a proof-of-work query. */
+/* One non-blocking connection attempt: password, PQconnectPoll, a check query, hosts in turn. */
 #include "pgentry/db/pgconn.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "pgentry/common/errbuf.h"
 #include "pgentry/common/log.h"
 #include "pgentry/db/password.h"
 #include "pgentry/db/pgcheck.h"
 #include "pgentry/db/pgquery.h"
-#include "pgentry/db/pgstart.h"
-#include "pgentry/net/resolve.h"
 
-#define ADDRS_PER_HOST 4
-#define HOSTS_MAX      2048 /* the host and hostaddr lists */
-#define PORTS_MAX      512
-
-enum step { S_PASSWORD, S_RESOLVE, S_CONNECT, S_CHECK, S_DONE };
-
-/* The addresses of one conninfo host that names a server: looked up on a thread. */
-struct lookup {
-    struct pge_pgconn *c;
-    struct pge_resolve *r; /* while the lookup runs */
-    int needed;            /* a name: not an IP literal, a hostaddr or a socket directory */
-    char addr[ADDRS_PER_HOST][INET6_ADDRSTRLEN];
-    size_t n;
-    char error[160]; /* why the name did not resolve */
-};
-
-struct pge_pgconn {
-    struct ev_loop *loop;
-    struct pge_workqueue *off;
-    const struct pge_conninfo *params;
-    enum step step;
-    pge_pgconn_cb cb;
-    void *arg;
-    ev_timer timer;
-    ev_timer kick;
-    ev_io io;
-    struct lookup lookups[PGE_CONNINFO_MAX_HOSTS];
-    size_t resolving;          /* lookups still running */
-    struct pge_pgstart *start; /* libpq starting the connection on a thread */
-    PGconn *conn;
-    struct pge_pgquery *q;
-    int64_t timeout_ms;
-    size_t host;      /* the host tried now: hosts are tried one at a time, in order */
-    size_t nsteps;    /* hosts to try (1 when libpq picks the default or a service's host) */
-    PGconn *fallback; /* prefer-standby: the first other server that accepted us */
-    struct pge_pgconn_error worst; /* the failure that decides the attempt's verdict and pace */
-    size_t nfailed;
-    char failures[512];      /* "host:port: why; host:port: why" */
-    struct pge_password *pw; /* --password-command running */
-    int have_password;       /* from --password-file or --password-command: wins over the URL's */
-    char password[PGE_PASSWORD_MAX + 2]; /* kept for every host of the attempt, wiped at its end */
-};
+#include "pgconn_int.h"
 
 static void stop_all(struct pge_pgconn *c)
 {
@@ -90,8 +44,6 @@ static void succeed(struct pge_pgconn *c)
     c->step = S_DONE;
     c->cb(c->arg, conn, NULL);
 }
-
-static void begin_connect(struct pge_pgconn *c);
 
 /* How much an outcome says about the servers: the attempt over several hosts is paced and
  * counted by its most telling failure (a standby that answered beats a host that was down). */
@@ -160,7 +112,7 @@ static int next_host(struct pge_pgconn *c, struct pge_pgconn_error *e)
         ev_timer_stop(c->loop, &c->timer);
         ev_timer_set(&c->timer, (double)c->timeout_ms / 1000.0, 0.0);
         ev_timer_start(c->loop, &c->timer);
-        begin_connect(c);
+        pge_pgconn_begin_connect(c);
         return 1;
     }
     if (c->fallback) /* prefer-standby: no standby answered, any server will do */
@@ -199,9 +151,8 @@ static void report(struct pge_pgconn *c, const struct pge_pgconn_error *e)
     c->cb(c->arg, NULL, e);
 }
 
-/* Fail with a message; classification from the libpq text when conn_message is set. */
-static void fail(struct pge_pgconn *c, enum pge_attempt_outcome outcome, const char *message,
-                 const char *conn_message)
+void pge_pgconn_fail(struct pge_pgconn *c, enum pge_attempt_outcome outcome, const char *message,
+                     const char *conn_message)
 {
     struct pge_pgconn_error e;
     memset(&e, 0, sizeof e);
@@ -231,7 +182,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
              : c->step == S_CONNECT ? "connection timed out"
                                     : "server did not answer the check query",
              pge_log_fmt_ms(c->timeout_ms, d, sizeof d));
-    fail(c, PGE_ATTEMPT_TIMEOUT, msg, NULL);
+    pge_pgconn_fail(c, PGE_ATTEMPT_TIMEOUT, msg, NULL);
 }
 
 static void on_check(void *arg, PGresult *res)
@@ -239,7 +190,7 @@ static void on_check(void *arg, PGresult *res)
     struct pge_pgconn *c = arg;
     struct pge_pgconn_error e;
     if (!res) {
-        fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
+        pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
         return;
     }
     struct pge_pgconn_error any;
@@ -266,7 +217,7 @@ static void start_check(struct pge_pgconn *c)
     pge_pgcheck_quiet_notices(c->conn);
     c->q = pge_pgquery_new(c->loop, c->conn);
     if (!c->q || pge_pgquery_send(c->q, pge_pgcheck_sql(c->conn), -1, NULL, on_check, c) < 0) {
-        fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
+        pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
         return;
     }
 }
@@ -280,7 +231,7 @@ static void poll_connect(struct pge_pgconn *c, PostgresPollingStatusType st)
             start_check(c);
             return;
         case PGRES_POLLING_FAILED:
-            fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
+            pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
             return;
         case PGRES_POLLING_READING:
         case PGRES_POLLING_WRITING: {
@@ -310,179 +261,22 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     poll_connect(c, PQconnectPoll(c->conn));
 }
 
-/* PQconnectStartParams() has returned conn: poll it from the loop from now on. */
-static void connection_started(struct pge_pgconn *c, PGconn *conn)
+void pge_pgconn_started(struct pge_pgconn *c, PGconn *conn)
 {
     c->step = S_CONNECT;
     c->conn = conn;
     if (!c->conn) {
-        fail(c, PGE_ATTEMPT_OTHER, "out of memory starting a connection", NULL);
+        pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, "out of memory starting a connection", NULL);
         return;
     }
     /* Verbose messages carry the SQLSTATE of the server's refusal, which libpq does not
      * otherwise expose for a failed connection. */
     PQsetErrorVerbosity(c->conn, PQERRORS_VERBOSE);
     if (PQstatus(c->conn) == CONNECTION_BAD) {
-        fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
+        pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, NULL, PQerrorMessage(c->conn));
         return;
     }
     poll_connect(c, PGRES_POLLING_WRITING);
-}
-
-static int join(char *buf, size_t size, size_t *used, const char *item, int first)
-{
-    int n = snprintf(buf + *used, size - *used, "%s%s", first ? "" : ",", item);
-    if (n < 0 || (size_t)n >= size - *used)
-        return -1;
-    *used += (size_t)n;
-    return 0;
-}
-
-/* libpq's host, hostaddr and port lists for the host tried now: one item per address (libpq
- * tries them in order). A host that needed no lookup is its own address ("" for a socket
- * directory). Returns the number of addresses, or -1 when the lists do not fit. */
-static int address_lists(const struct pge_pgconn *c, char *hosts, char *addrs, char *ports)
-{
-    const struct pge_conninfo *p = c->params;
-    size_t uh = 0, ua = 0, up = 0;
-    int n = 0;
-    hosts[0] = addrs[0] = ports[0] = '\0';
-    for (size_t i = c->host; i < p->nhosts && i == c->host; i++) {
-        const struct pge_conninfo_host *h = &p->hosts[i];
-        const struct lookup *l = &c->lookups[i];
-        const char *own = h->hostaddr ? h->hostaddr : h->is_socket ? "" : h->host;
-        for (size_t k = 0; k < (l->needed ? l->n : 1); k++, n++)
-            if (join(hosts, HOSTS_MAX, &uh, h->host, n == 0) < 0 ||
-                join(addrs, HOSTS_MAX, &ua, l->needed ? l->addr[k] : own, n == 0) < 0 ||
-                join(ports, PORTS_MAX, &up, h->port, n == 0) < 0)
-                return -1;
-    }
-    return n;
-}
-
-/* Every lookup has answered: connect to what they found. */
-static void begin_connect(struct pge_pgconn *c)
-{
-    const struct pge_conninfo *p = c->params;
-    const char *kw[64 + 9];
-    const char *val[64 + 9];
-    size_t k = 0;
-    char hosts[HOSTS_MAX], addrs[HOSTS_MAX], ports[PORTS_MAX];
-
-    for (size_t i = 0; i < p->n && k < 64; i++) {
-        if (c->have_password && strcmp(p->keywords[i], "password") == 0)
-            continue;
-        kw[k] = p->keywords[i];
-        val[k++] = p->values[i];
-    }
-    if (c->have_password) {
-        kw[k] = "password";
-        val[k++] = c->password;
-    }
-    if (c->host < p->nhosts && c->lookups[c->host].r) {
-        c->step = S_RESOLVE; /* its name is still being looked up: on_resolved() comes back */
-        return;
-    }
-    c->step = S_CONNECT;
-    if (c->host < p->nhosts && c->lookups[c->host].needed && c->lookups[c->host].n == 0) {
-        fail(c, PGE_ATTEMPT_DNS, c->lookups[c->host].error, NULL);
-        return;
-    }
-    int n = address_lists(c, hosts, addrs, ports);
-    if (n < 0) {
-        fail(c, PGE_ATTEMPT_OTHER, "too many database addresses", NULL);
-        return;
-    }
-    if (n > 0) {
-        kw[k] = "host";
-        val[k++] = hosts;
-        kw[k] = "hostaddr";
-        val[k++] = addrs;
-        kw[k] = "port";
-        val[k++] = ports;
-    }
-    kw[k] = "fallback_application_name";
-    val[k++] = pge_pgcheck_application_name();
-    /* One host at a time, judged by pgentry: PGTARGETSESSIONATTRS must not judge it too. */
-    kw[k] = "target_session_attrs";
-    val[k++] = "any";
-    kw[k] = NULL;
-    val[k] = NULL;
-
-    connection_started(c, PQconnectStartParams(kw, val, 0));
-}
-
-static void on_resolved(void *arg, const struct pge_resolve_addr *addrs, size_t n,
-                        const char *error)
-{
-    struct lookup *l = arg;
-    struct pge_pgconn *c = l->c;
-    l->r = NULL;
-    c->resolving--;
-    if (error)
-        pge_errbuf_set(l->error, sizeof l->error, "%s", error);
-    for (size_t k = 0; k < n && l->n < ADDRS_PER_HOST; k++)
-        if (getnameinfo((const struct sockaddr *)&addrs[k].ss, addrs[k].len, l->addr[l->n],
-                        sizeof l->addr[l->n], NULL, 0, NI_NUMERICHOST) == 0)
-            l->n++;
-    if (l->n == 0 && !l->error[0])
-        pge_errbuf_set(l->error, sizeof l->error, "name did not resolve to an address");
-    /* The host waited for: connect now, while later names may still be looked up. */
-    if (c->step == S_RESOLVE && l == &c->lookups[c->host])
-        begin_connect(c);
-}
-
-/* Numeric hosts and sockets need no thread; every name gets its own lookup, all at once, so a
- * later host's name is usually known by the time the earlier hosts have been tried. */
-static void resolve_and_connect(struct pge_pgconn *c)
-{
-    const struct pge_conninfo *p = c->params;
-    char err[128];
-
-    for (size_t i = 0; i < p->nhosts; i++) {
-        const struct pge_conninfo_host *h = &p->hosts[i];
-        struct lookup *l = &c->lookups[i];
-        l->c = c;
-        if (h->hostaddr || h->is_socket || pge_resolve_numeric(h->host, h->port, NULL, 0) >= 0)
-            continue;
-        l->needed = 1;
-        l->r = pge_resolve_start(c->off, h->host, h->port, on_resolved, l, err, sizeof err);
-        if (!l->r) {
-            c->nsteps = 0; /* no thread: the attempt fails, whatever the other hosts */
-            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
-            return;
-        }
-        c->resolving++;
-    }
-    begin_connect(c);
-}
-
-/* With a service file and no host of our own, only libpq knows the host: let it start the
- * connection (and resolve) on a worker thread; polling then continues on the loop. */
-static void start_done(void *arg, PGconn *conn)
-{
-    struct pge_pgconn *c = arg;
-    c->start = NULL;
-    connection_started(c, conn);
-}
-
-static void start_in_thread(struct pge_pgconn *c)
-{
-    char err[128];
-    c->step = S_RESOLVE;
-    c->start = pge_pgstart_submit(c->off, c->params, c->have_password ? c->password : NULL,
-                                  start_done, c, err, sizeof err);
-    if (!c->start)
-        fail(c, PGE_ATTEMPT_OTHER, err, NULL);
-}
-
-static void connect_now(struct pge_pgconn *c)
-{
-    c->step = S_RESOLVE;
-    if (c->params->nhosts == 0 && c->params->uses_service)
-        start_in_thread(c);
-    else
-        resolve_and_connect(c);
 }
 
 static void on_password(void *arg, const char *password, const char *error)
@@ -499,10 +293,10 @@ static void on_password(void *arg, const char *password, const char *error)
     pge_password_free(c->pw);
     c->pw = NULL;
     if (!c->have_password) {
-        fail(c, PGE_ATTEMPT_OTHER, why, NULL);
+        pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, why, NULL);
         return;
     }
-    connect_now(c);
+    pge_pgconn_connect_now(c);
 }
 
 /* --password-file is read here, on the loop: a bounded read of a small regular file (see
@@ -519,17 +313,17 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     if (p->password_file) {
         if (pge_password_read_file(p->password_file, c->password, sizeof c->password, err,
                                    sizeof err) < 0) {
-            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+            pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, err, NULL);
             return;
         }
         c->have_password = 1;
     } else if (p->password_command) {
         c->pw = pge_password_run(c->loop, p->password_command, on_password, c, err, sizeof err);
         if (!c->pw)
-            fail(c, PGE_ATTEMPT_OTHER, err, NULL);
+            pge_pgconn_fail(c, PGE_ATTEMPT_OTHER, err, NULL);
         return;
     }
-    connect_now(c);
+    pge_pgconn_connect_now(c);
 }
 
 struct pge_pgconn *pge_pgconn_start(struct ev_loop *loop, struct pge_workqueue *off,

@@ -278,14 +278,12 @@ static void on_statement(void *arg, PGresult *res)
     if (m->in_tx && PQtransactionStatus(m->conn) != PQTRANS_INTRANS) {
         /* Something (a procedure that commits, say) ended pgentry's transaction: what ran so
          * far is committed and cannot be taken back. Stop before anything else runs. */
-        const struct pge_migplan_item *it = cur(m);
-        char where[600];
-        snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
-        pge_error("a statement ended the migration's transaction: the statements before it are "
-                  "committed, the migration is not recorded; remove the transaction control "
-                  "or mark the file -- pgentry:no-transaction, repair, then run again",
-                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
-                  PGE_STR("at", where));
+        pge_migrate_error_at(m,
+                             "a statement ended the migration's transaction: the statements "
+                             "before it are committed, the migration is not recorded; remove the "
+                             "transaction control or mark the file -- pgentry:no-transaction, "
+                             "repair, then run again",
+                             m->stmt.line, "at", PGE_LOG_END_);
         m->in_tx = 0;
         pge_migrate_release(m, PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
         return;
@@ -303,14 +301,11 @@ static int check_transaction_control(struct pge_migrate *m)
     while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT) {
         if (!pge_histsql_is_transaction_control(m->text + st.offset, st.length))
             continue;
-        const struct pge_migplan_item *it = cur(m);
-        char where[600];
-        snprintf(where, sizeof where, "%s:%u", m->path, st.line);
-        pge_error("migration controls its own transaction, but pgentry already runs it in one "
-                  "(with its history row): remove BEGIN/COMMIT/ROLLBACK, or put "
-                  "-- pgentry:no-transaction on its first line; nothing was run",
-                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
-                  PGE_STR("at", where));
+        pge_migrate_error_at(m,
+                             "migration controls its own transaction, but pgentry already runs "
+                             "it in one (with its history row): remove BEGIN/COMMIT/ROLLBACK, or "
+                             "put -- pgentry:no-transaction on its first line; nothing was run",
+                             st.line, "at", PGE_LOG_END_);
         return -1;
     }
     return 0;

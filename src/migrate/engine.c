@@ -69,6 +69,20 @@ void pge_migrate_abort(struct pge_migrate *m, struct pge_outcome out)
     pge_migrate_release(m, out);
 }
 
+void pge_migrate_error_at(const struct pge_migrate *m, const char *msg, unsigned line,
+                          const char *at_key, struct pge_log_field extra)
+{
+    const struct pge_migplan_item *it = &m->plan.items[m->item];
+    char where[600];
+    snprintf(where, sizeof where, "%s:%u", m->path, line);
+    if (extra.key)
+        pge_error(msg, PGE_STR("migration", it->version_text), PGE_STR("name", it->name), extra,
+                  PGE_STR(at_key, where));
+    else
+        pge_error(msg, PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
+                  PGE_STR(at_key, where));
+}
+
 /* Every query callback starts here: after a stop, whatever came back, wind down. */
 int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
 {
@@ -77,14 +91,12 @@ int pge_migrate_stopping(struct pge_migrate *m, PGresult *res)
     PQclear(res);
     if (m->text && m->no_tx && m->stmts_done > 0) {
         /* Nothing can roll back what a no-transaction migration already committed. */
-        const struct pge_migplan_item *it = &m->plan.items[m->item];
-        char where[600];
-        snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
-        pge_error("stopped inside a no-transaction migration: the statements it completed stay "
-                  "committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
-                  "repair by hand, then run again",
-                  PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
-                  PGE_INT("statements_committed", m->stmts_done), PGE_STR("stopped_at", where));
+        pge_migrate_error_at(m,
+                             "stopped inside a no-transaction migration: the statements it "
+                             "completed stay committed and it is not recorded; make them "
+                             "idempotent (IF NOT EXISTS) or repair by hand, then run again",
+                             m->stmt.line, "stopped_at",
+                             PGE_INT("statements_committed", m->stmts_done));
     }
     pge_migrate_abort(m, m->stop_signo ? PGE_OUTCOME(PGE_OUT_STOPPED, m->stop_signo)
                                        : PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0));
@@ -101,11 +113,10 @@ static const char *ordinal(unsigned n)
 /* The connection went inside a no-transaction migration: what of it is committed. */
 static void say_what_stays(const struct pge_migrate *m)
 {
-    const struct pge_migplan_item *it = &m->plan.items[m->item];
     struct pge_sqlsplit sp;
     struct pge_sqlsplit_stmt st;
     unsigned total = 0;
-    char done[128], where[600];
+    char done[128];
     pge_sqlsplit_init(&sp, m->text, m->text_len);
     while (pge_sqlsplit_next(&sp, &st) == PGE_SQLSPLIT_STMT)
         total++;
@@ -117,12 +128,11 @@ static void say_what_stays(const struct pge_migrate *m)
     else
         snprintf(done, sizeof done, "statements 1-%u of %u completed; the %u%s was interrupted",
                  m->stmts_done, total, m->stmts_done + 1, ordinal(m->stmts_done + 1));
-    snprintf(where, sizeof where, "%s:%u", m->path, m->stmt.line);
-    pge_error("connection lost inside a no-transaction migration: the statements it completed "
-              "stay committed and it is not recorded; make them idempotent (IF NOT EXISTS) or "
-              "repair by hand, then run again",
-              PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
-              PGE_STR("statements", done), PGE_STR("at", where));
+    pge_migrate_error_at(m,
+                         "connection lost inside a no-transaction migration: the statements it "
+                         "completed stay committed and it is not recorded; make them idempotent "
+                         "(IF NOT EXISTS) or repair by hand, then run again",
+                         m->stmt.line, "at", PGE_STR("statements", done));
 }
 
 void pge_migrate_lost(struct pge_migrate *m, const char *what)

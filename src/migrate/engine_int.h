@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "pgentry/common/backoff.h"
+#include "pgentry/common/log.h"
 #include "pgentry/common/throttle.h"
 #include "pgentry/db/pgquery.h"
 #include "pgentry/migrate/histsql.h"
@@ -123,6 +124,10 @@ void pge_migrate_on_rolled_back(void *arg, PGresult *res);
 int pge_migrate_stopping(struct pge_migrate *m, PGresult *res);
 /* The connection broke during what: report MIGRATION_FAILED (the server drops the lock). */
 void pge_migrate_lost(struct pge_migrate *m, const char *what);
+/* Log msg as an error about the running migration: migration=, name=, then extra (unless
+ * it is PGE_LOG_END_), then at_key=PATH:line. Only logs. */
+void pge_migrate_error_at(const struct pge_migrate *m, const char *msg, unsigned line,
+                          const char *at_key, struct pge_log_field extra);
 /* A query outside a migration's own statements failed (res is cleared): abort. */
 void pge_migrate_query_failed(struct pge_migrate *m, PGresult *res, const char *what);
 /* Send sql with cb(m, ...); on failure the connection is reported lost and -1 returned. */

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgentry/common/clear.h"
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
 #include "pgentry/common/runstate.h"
@@ -309,23 +310,16 @@ static int start_health(struct run *r, struct pge_outcome *out)
 
 static void cleanup(struct run *r)
 {
-    pge_apphealth_free(r->apphealth);
-    r->apphealth = NULL;
-    pge_health_free(r->health);
-    r->health = NULL;
-    pge_wait_free(r->wait);
-    r->wait = NULL;
-    pge_migrate_free(r->mig);
-    r->mig = NULL;
-    pge_supervisor_free(r->super);
-    r->super = NULL;
+    PGE_CLEAR(r->apphealth, pge_apphealth_free);
+    PGE_CLEAR(r->health, pge_health_free);
+    PGE_CLEAR(r->wait, pge_wait_free);
+    PGE_CLEAR(r->mig, pge_migrate_free);
+    PGE_CLEAR(r->super, pge_supervisor_free);
     if (r->conn)
         PQfinish(r->conn);
     r->conn = NULL;
-    pge_curlloop_free(r->curl);
-    r->curl = NULL;
-    pge_workqueue_free(r->off);
-    r->off = NULL;
+    PGE_CLEAR(r->curl, pge_curlloop_free);
+    PGE_CLEAR(r->off, pge_workqueue_free);
     pge_signals_unwatch(&r->sigs);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pgentry/common/backoff.h"
+#include "pgentry/common/clear.h"
 #include "pgentry/net/httpprobe.h"
 #include "pgentry/common/log.h"
 #include "pgentry/common/parse.h"
@@ -78,16 +79,11 @@ static int64_t now_ms(void)
 static void stop_dep(struct dep *d)
 {
     ev_timer_stop(d->w->loop, &d->retry);
-    pge_pgconn_free(d->pg);
-    d->pg = NULL;
-    pge_createdb_free(d->create);
-    d->create = NULL;
-    pge_tcpprobe_free(d->tcp);
-    d->tcp = NULL;
-    pge_tcpprobe_free(d->knock);
-    d->knock = NULL;
-    pge_httpprobe_free(d->http);
-    d->http = NULL;
+    PGE_CLEAR(d->pg, pge_pgconn_free);
+    PGE_CLEAR(d->create, pge_createdb_free);
+    PGE_CLEAR(d->tcp, pge_tcpprobe_free);
+    PGE_CLEAR(d->knock, pge_tcpprobe_free);
+    PGE_CLEAR(d->http, pge_httpprobe_free);
 }
 
 void pge_wait_pacing(enum pge_attempt_outcome outcome, int64_t streak_ms, int64_t *floor_ms,

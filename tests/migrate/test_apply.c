@@ -1,6 +1,5 @@
 /* Integration tests of the apply path: error reports, history rows, connections lost midway. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,108 +7,58 @@
 
 #include "pgt.h"
 #include "pgt_hooks.h"
+#include "pgt_world.h"
 
 PGT_SHARED_PG_HOOKS()
 
-/* One test's database and migrations directory. */
-struct scene {
-    struct pgt_pg *pg;
-    char db[64];
-    char url[256];
-    char dir[256];
-    char env_url[400];
-    char env_dir[300];
-    const char *env[5];
-};
-
-static void scene_init(struct scene *s, const char *url_suffix)
+/* A world that gives up waiting after 20 s: these tests break connections on purpose. */
+static void scene_init(struct pgt_world *s, const char *url_suffix)
 {
-    memset(s, 0, sizeof *s);
-    s->pg = pgt_pg_shared();
-    pgt_pg_createdb(s->pg, s->db, sizeof s->db);
-    pgt_pg_url(s->pg, s->db, s->url, sizeof s->url);
-    pgt_tempdir(s->dir, sizeof s->dir);
-    snprintf(s->env_url, sizeof s->env_url, "DATABASE_URL=%s%s", s->url,
-             url_suffix ? url_suffix : "");
-    snprintf(s->env_dir, sizeof s->env_dir, "PGENTRY_MIGRATIONS=%s", s->dir);
-    s->env[0] = s->env_url;
-    s->env[1] = s->env_dir;
-    s->env[2] = "PGENTRY_HEALTH_ADDR=off";
-    s->env[3] = "PGENTRY_WAIT_TIMEOUT=20s";
-    s->env[4] = NULL;
-}
-
-static void add_file(struct scene *s, const char *name, const char *content)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    pgt_write_file(path, content);
-}
-
-/* Run pgentry to completion with the scene's environment; argv after "pgentry". */
-static int run(struct scene *s, struct pgt_proc *p, ...)
-{
-    const char *argv[16];
-    size_t n = 0;
-    va_list ap;
-    argv[n++] = "pgentry";
-    va_start(ap, p);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 15)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return pgt_run(p, argv, s->env, 60000);
-}
-
-static void assert_q(struct scene *s, const char *sql, const char *expected)
-{
-    char *got = pgt_pg_query(s->pg, s->db, sql);
-    cr_assert_str_eq(got, expected, "%s\n  got: %s\n  want: %s", sql, got, expected);
-    free(got);
+    pgt_world_init(s, url_suffix);
+    pgt_world_setenv(s, "PGENTRY_WAIT_TIMEOUT=20s");
 }
 
 Test(apply, missing_schema_of_table_is_a_configuration_error, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     scene_init(&s, NULL);
-    add_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    int rc = run(&s, &p, "--table", "nosuch.history", "upgrade", NULL);
+    pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    int rc = pgt_world_run(&s, &p, "--table", "nosuch.history", "upgrade", NULL);
     cr_assert_eq(rc, 78, "exit %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "sqlstate=3F000"), "%s", p.err);
     cr_assert(strstr(p.err, "nosuch"), "schema not named:\n%s", p.err);
     cr_assert(strstr(p.err, "--table"), "fix not said:\n%s", p.err);
     cr_assert_null(strstr(p.err, "AddressSanitizer"), "%s", p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT to_regclass('a') IS NULL", "t");
+    pgt_world_assert_q(&s, "SELECT to_regclass('a') IS NULL", "t");
 }
 
 Test(apply, missing_schema_of_search_path_is_a_configuration_error, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     scene_init(&s, "?options=-csearch_path%3Dnosuch");
-    add_file(&s, "0001_a.up.sql", "CREATE TABLE public.a (id int);\n");
-    int rc = run(&s, &p, "upgrade", NULL);
+    pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE public.a (id int);\n");
+    int rc = pgt_world_run(&s, &p, "upgrade", NULL);
     cr_assert_eq(rc, 78, "exit %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "sqlstate=3F000"), "%s", p.err);
     cr_assert(strstr(p.err, "search_path"), "fix not said:\n%s", p.err);
     cr_assert_null(strstr(p.err, "AddressSanitizer"), "%s", p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT to_regclass('public.a') IS NULL", "t");
+    pgt_world_assert_q(&s, "SELECT to_regclass('public.a') IS NULL", "t");
 }
 
 Test(apply, error_token_at_the_start_of_a_line_is_reported_on_that_line, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     scene_init(&s, NULL);
-    add_file(&s, "0001_a.up.sql",
-             "-- d\xc3\xa9j\xc3\xa0 vu\r\n"
-             "SELECT 1 FROM\r\n"
-             "no_such_table;\r\n");
-    int rc = run(&s, &p, "upgrade", NULL);
+    pgt_world_file(&s, "0001_a.up.sql",
+                   "-- d\xc3\xa9j\xc3\xa0 vu\r\n"
+                   "SELECT 1 FROM\r\n"
+                   "no_such_table;\r\n");
+    int rc = pgt_world_run(&s, &p, "upgrade", NULL);
     cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "0001_a.up.sql:3 "), "not at line 3:\n%s", p.err);
     cr_assert(strstr(p.err, "sqlstate=42P01"), "%s", p.err);
@@ -118,34 +67,35 @@ Test(apply, error_token_at_the_start_of_a_line_is_reported_on_that_line, .timeou
 
 Test(apply, history_rows_are_parameters_not_literals, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     /* With standard_conforming_strings off, a hand-quoted 'a\b' would lose its backslash. */
     scene_init(&s, "?options=-cstandard_conforming_strings%3Doff");
-    add_file(&s, "0001_it's a\\back.up.sql", "CREATE TABLE a (id int);\n");
-    add_file(&s, "0002_b\\n.up.sql", "CREATE TABLE b (id int);\n");
-    int rc = run(&s, &p, "upgrade", "1", NULL);
+    pgt_world_file(&s, "0001_it's a\\back.up.sql", "CREATE TABLE a (id int);\n");
+    pgt_world_file(&s, "0002_b\\n.up.sql", "CREATE TABLE b (id int);\n");
+    int rc = pgt_world_run(&s, &p, "upgrade", "1", NULL);
     cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
     pgt_proc_free(&p);
-    rc = run(&s, &p, "stamp", "2", NULL);
+    rc = pgt_world_run(&s, &p, "stamp", "2", NULL);
     cr_assert_eq(rc, 0, "exit %d\n%s", rc, p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT string_agg(name, '|' ORDER BY version) FROM pgentry_migrations",
-             "it's a\\back|b\\n");
-    assert_q(&s, "SELECT bool_and(applied_by LIKE 'pgentry %') FROM pgentry_migrations", "t");
-    assert_q(&s, "SELECT to_regclass('b') IS NULL", "t");
-    rc = run(&s, &p, "verify", NULL);
+    pgt_world_assert_q(&s, "SELECT string_agg(name, '|' ORDER BY version) FROM pgentry_migrations",
+                       "it's a\\back|b\\n");
+    pgt_world_assert_q(&s, "SELECT bool_and(applied_by LIKE 'pgentry %') FROM pgentry_migrations",
+                       "t");
+    pgt_world_assert_q(&s, "SELECT to_regclass('b') IS NULL", "t");
+    rc = pgt_world_run(&s, &p, "verify", NULL);
     cr_assert_eq(rc, 0, "verify after stamp: exit %d\n%s", rc, p.err);
     pgt_proc_free(&p);
-    rc = run(&s, &p, "stamp", "base", NULL);
+    rc = pgt_world_run(&s, &p, "stamp", "base", NULL);
     cr_assert_eq(rc, 0, "stamp base: exit %d\n%s", rc, p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
+    pgt_world_assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
 }
 
 /* Start pgentry upgrade, wait until its session runs a statement matching pattern (a LIKE on
  * pg_stat_activity.query in the scene's database), then end that session from outside. */
-static void terminate_when_running(struct scene *s, struct pgt_proc *p, const char *pattern)
+static void terminate_when_running(struct pgt_world *s, struct pgt_proc *p, const char *pattern)
 {
     const char *argv[] = {"pgentry", "upgrade", NULL};
     char sql[600];
@@ -169,15 +119,15 @@ static void terminate_when_running(struct scene *s, struct pgt_proc *p, const ch
 
 Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     scene_init(&s, NULL);
-    add_file(&s, "0001_slow.up.sql",
-             "-- pgentry:no-transaction\n"
-             "CREATE TABLE a (id int);\n"
-             "CREATE TABLE b (id int);\n"
-             "SELECT pg_sleep(30);\n"
-             "CREATE TABLE c (id int);\n");
+    pgt_world_file(&s, "0001_slow.up.sql",
+                   "-- pgentry:no-transaction\n"
+                   "CREATE TABLE a (id int);\n"
+                   "CREATE TABLE b (id int);\n"
+                   "SELECT pg_sleep(30);\n"
+                   "CREATE TABLE c (id int);\n");
     terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
     int rc = pgt_proc_wait(&p, 30000);
     cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
@@ -185,17 +135,17 @@ Test(apply, session_ended_inside_a_no_transaction_migration_says_what_stays, .ti
               "statements not counted:\n%s", p.err);
     cr_assert(strstr(p.err, "0001_slow.up.sql:4"), "%s", p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
-    assert_q(&s, "SELECT to_regclass('b') IS NOT NULL AND to_regclass('c') IS NULL", "t");
+    pgt_world_assert_q(&s, "SELECT count(*) FROM pgentry_migrations", "0");
+    pgt_world_assert_q(&s, "SELECT to_regclass('b') IS NOT NULL AND to_regclass('c') IS NULL", "t");
 }
 
 Test(apply, session_ended_inside_a_transactional_migration_leaves_nothing, .timeout = 60)
 {
-    struct scene s;
+    struct pgt_world s;
     struct pgt_proc p;
     scene_init(&s, NULL);
-    add_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    add_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(30);\n");
+    pgt_world_file(&s, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    pgt_world_file(&s, "0002_slow.up.sql", "CREATE TABLE b (id int);\nSELECT pg_sleep(30);\n");
     terminate_when_running(&s, &p, "SELECT pg_sleep(30)%");
     int rc = pgt_proc_wait(&p, 30000);
     cr_assert_eq(rc, 65, "exit %d\n%s", rc, p.err);
@@ -203,6 +153,6 @@ Test(apply, session_ended_inside_a_transactional_migration_leaves_nothing, .time
     cr_assert(strstr(p.err, "rolled the migration back") && strstr(p.err, "migration=0002"), "%s",
               p.err);
     pgt_proc_free(&p);
-    assert_q(&s, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
-    assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('b') IS NULL", "t");
+    pgt_world_assert_q(&s, "SELECT string_agg(version::text, ',') FROM pgentry_migrations", "1");
+    pgt_world_assert_q(&s, "SELECT to_regclass('a') IS NOT NULL AND to_regclass('b') IS NULL", "t");
 }

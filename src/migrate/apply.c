@@ -7,6 +7,7 @@
 
 #include "pgentry/common/log.h"
 #include "pgentry/migrate/histsql.h"
+#include "pgentry/migrate/indexcheck.h"
 
 static void next_item(struct pge_migrate *m);
 static void next_statement(struct pge_migrate *m);
@@ -240,7 +241,7 @@ static void on_invalid_indexes(void *arg, PGresult *res)
     }
     const struct pge_migplan_item *it = cur(m);
     char fix[300];
-    snprintf(fix, sizeof fix, "DROP INDEX CONCURRENTLY %s;", PQgetvalue(res, 0, 0));
+    pge_indexcheck_fix(fix, sizeof fix, PQgetvalue(res, 0, 0));
     pge_error("migration left an INVALID index (an interrupted CREATE INDEX CONCURRENTLY?); it "
               "is not recorded as applied: drop the index, then run again",
               PGE_STR("migration", it->version_text), PGE_STR("name", it->name),
@@ -258,14 +259,8 @@ static void check_invalid_indexes(struct pge_migrate *m)
 {
     const char *params[1] = {m->text};
     /* The statement spans point into m->text; it is NUL-terminated at text_len. */
-    pge_migrate_send(m,
-                     "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c "
-                     "ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid JOIN "
-                     "pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid AND "
-                     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
-                     "'pg\\_toast%' AND (strpos(lower($1), lower(c.relname)) > 0 OR "
-                     "strpos(lower($1), lower(t.relname)) > 0) ORDER BY 1",
-                     1, params, on_invalid_indexes);
+    pge_migrate_send(m, pge_indexcheck_sql(PGE_INDEXCHECK_NAMED, PQserverVersion(m->conn)), 1,
+                     params, on_invalid_indexes);
 }
 
 static void on_statement(void *arg, PGresult *res)

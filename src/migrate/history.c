@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pgentry/common/log.h"
+#include "pgentry/migrate/indexcheck.h"
 #include "pgentry/migrate/report.h"
 
 static void after_history(struct pge_migrate *m);
@@ -200,41 +201,74 @@ static int make_plan(struct pge_migrate *m)
     return 0;
 }
 
-/* The read-only reports: print and finish. Returns 0 when m->op is not one of them. */
-static int report(struct pge_migrate *m)
+/* Print the read-only report m->op asks for, with bad[nbad] (status), and finish. */
+static void print_report(struct pge_migrate *m, const struct pge_report_index *bad, size_t nbad)
 {
     struct pge_outcome out = PGE_OUTCOME(PGE_OUT_OK, 0);
-    if (m->o.format_json && (m->op == PGE_MIGRATE_CURRENT || m->op == PGE_MIGRATE_HISTORY ||
-                             m->op == PGE_MIGRATE_STATUS)) {
+    if (m->o.format_json && m->op != PGE_MIGRATE_VERIFY) {
         enum pge_report_kind k = m->op == PGE_MIGRATE_CURRENT   ? PGE_REPORT_CURRENT
                                  : m->op == PGE_MIGRATE_HISTORY ? PGE_REPORT_HISTORY
                                                                 : PGE_REPORT_STATUS;
-        if (pge_report_print_json(stdout, &m->plan, k, m->o.table) < 0) {
+        if (pge_report_print_json(stdout, &m->plan, k, m->o.table, bad, nbad) < 0) {
             pge_error("could not write the JSON report to stdout");
             out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
         }
+    } else if (m->op == PGE_MIGRATE_CURRENT) {
+        printf("%s\n", m->plan.head_text);
+    } else if (m->op == PGE_MIGRATE_VERIFY) {
+        printf("ok: every applied migration matches its file (%zu applied)\n",
+               m->plan.states[PGE_MIGPLAN_IS_APPLIED]);
     } else {
-        switch (m->op) {
-        case PGE_MIGRATE_CURRENT:
-            printf("%s\n", m->plan.head_text);
-            break;
-        case PGE_MIGRATE_HISTORY:
-        case PGE_MIGRATE_STATUS:
-            pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table);
-            break;
-        case PGE_MIGRATE_VERIFY:
-            printf("ok: every applied migration matches its file (%zu applied)\n",
-                   m->plan.states[PGE_MIGPLAN_IS_APPLIED]);
-            break;
-        default:
-            return 0;
-        }
+        pge_report_print(stdout, &m->plan, m->op == PGE_MIGRATE_STATUS, m->o.table, bad, nbad);
     }
     if (out.kind == PGE_OUT_OK && m->op == PGE_MIGRATE_STATUS && m->o.exit_code)
-        out = pge_report_exit_code(&m->plan, m->o.allow_out_of_order);
+        out = pge_report_exit_code(&m->plan, m->o.allow_out_of_order, nbad);
     fflush(stdout);
     pge_migrate_finish(m, out);
-    return 1;
+}
+
+static void on_invalid_indexes(void *arg, PGresult *res)
+{
+    struct pge_migrate *m = arg;
+    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "looking for INVALID indexes"))
+        return;
+    size_t n = (size_t)PQntuples(res);
+    struct pge_report_index *bad = calloc(n + 1, sizeof *bad);
+    if (!bad) {
+        PQclear(res);
+        pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bad[i].index = PQgetvalue(res, (int)i, 0);
+        bad[i].table = PQgetvalue(res, (int)i, 1);
+    }
+    print_report(m, bad, n);
+    free(bad);
+    PQclear(res);
+}
+
+/* The read-only reports: print and finish. Returns 0 when m->op is not one of them. status
+ * first lists the INVALID indexes (an interrupted CREATE INDEX CONCURRENTLY): the history may
+ * say applied while the schema is not what it says. */
+static int report(struct pge_migrate *m)
+{
+    switch (m->op) {
+    case PGE_MIGRATE_STATUS:
+        if (m->conn) {
+            pge_migrate_send(m, pge_indexcheck_sql(PGE_INDEXCHECK_ALL, PQserverVersion(m->conn)), 0,
+                             NULL, on_invalid_indexes);
+            return 1;
+        }
+        /* fall through */
+    case PGE_MIGRATE_CURRENT:
+    case PGE_MIGRATE_HISTORY:
+    case PGE_MIGRATE_VERIFY:
+        print_report(m, NULL, 0);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* A relative target (+N, -N) counts from the head: once a plan under the lock is made, name

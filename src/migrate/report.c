@@ -3,13 +3,16 @@
 
 #include <string.h>
 
+#include "pgentry/migrate/indexcheck.h"
+
 static int width(const char *s, int min)
 {
     int n = (int)strlen(s ? s : "");
     return n > min ? n : min;
 }
 
-void pge_report_print(FILE *out, const struct pge_migplan *plan, int status, const char *table)
+void pge_report_print(FILE *out, const struct pge_migplan *plan, int status, const char *table,
+                      const struct pge_report_index *bad, size_t nbad)
 {
     int wv = 7, wn = 4, ws = 5;
     for (size_t i = 0; i < plan->count; i++) {
@@ -71,5 +74,12 @@ void pge_report_print(FILE *out, const struct pge_migplan *plan, int status, con
         default:
             break;
         }
+    }
+    for (size_t i = 0; i < nbad; i++) {
+        char fix[600];
+        fprintf(out,
+                "warning: index %s on %s is INVALID (an interrupted CREATE INDEX CONCURRENTLY): "
+                "%s then run pgentry again\n",
+                bad[i].index, bad[i].table, pge_indexcheck_fix(fix, sizeof fix, bad[i].index));
     }
 }

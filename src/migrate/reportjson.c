@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "pgentry/common/json.h"
+#include "pgentry/migrate/indexcheck.h"
 
 /* A JSON string, or null. */
 static void str_or_null(struct pge_json_buf *b, const char *s)
@@ -66,6 +67,28 @@ static int print_item(FILE *out, const struct pge_migplan_item *it, int status, 
     return rc;
 }
 
+/* ,"invalid_indexes":[…] to out. Each name is a quoted identifier pair (at most ~260 bytes),
+ * escaped at worst 6 bytes a byte: a buffer per index cannot overflow. */
+static int print_invalid(FILE *out, const struct pge_report_index *bad, size_t nbad)
+{
+    if (fputs(",\"invalid_indexes\":[", out) == EOF)
+        return -1;
+    for (size_t i = 0; i < nbad; i++) {
+        char p[8192], fix[600];
+        struct pge_json_buf b = PGE_JSON_BUF(p, sizeof p);
+        pge_json_puts(&b, i ? ",{\"index\":" : "{\"index\":");
+        pge_json_string(&b, bad[i].index);
+        pge_json_puts(&b, ",\"table\":");
+        pge_json_string(&b, bad[i].table);
+        pge_json_puts(&b, ",\"fix\":");
+        pge_json_string(&b, pge_indexcheck_fix(fix, sizeof fix, bad[i].index));
+        pge_json_puts(&b, "}");
+        if (flush(out, &b) < 0)
+            return -1;
+    }
+    return fputs("]", out) == EOF ? -1 : 0;
+}
+
 /* The items of one array: the versioned ones, or the repeatable ones. */
 static int print_items(FILE *out, const struct pge_migplan *plan, int status, int repeatable)
 {
@@ -81,7 +104,7 @@ static int print_items(FILE *out, const struct pge_migplan *plan, int status, in
 }
 
 int pge_report_print_json(FILE *out, const struct pge_migplan *plan, enum pge_report_kind kind,
-                          const char *table)
+                          const char *table, const struct pge_report_index *bad, size_t nbad)
 {
     /* The table name is the user's (bounded by PostgreSQL's identifier length, twice). */
     char head[2048];
@@ -108,29 +131,32 @@ int pge_report_print_json(FILE *out, const struct pge_migplan *plan, enum pge_re
             s[i] = plan->states[i] - r[i];
         size_t pending = s[PGE_MIGPLAN_IS_PENDING] + s[PGE_MIGPLAN_IS_OUT_OF_ORDER];
         size_t rpending = r[PGE_MIGPLAN_IS_PENDING];
-        pge_json_printf(&b,
-                        ",\"applied\":%zu,\"pending\":%zu,\"drift\":%zu,\"out_of_order\":%zu,"
-                        "\"ahead\":%zu,\"repeatables_pending\":%zu,\"up_to_date\":%s",
-                        s[PGE_MIGPLAN_IS_APPLIED] + s[PGE_MIGPLAN_IS_DRIFT] +
-                            s[PGE_MIGPLAN_IS_MISSING],
-                        pending, s[PGE_MIGPLAN_IS_DRIFT], s[PGE_MIGPLAN_IS_OUT_OF_ORDER],
-                        s[PGE_MIGPLAN_IS_MISSING], rpending,
-                        pending + rpending + s[PGE_MIGPLAN_IS_DRIFT] == 0 ? "true" : "false");
+        pge_json_printf(
+            &b,
+            ",\"applied\":%zu,\"pending\":%zu,\"drift\":%zu,\"out_of_order\":%zu,"
+            "\"ahead\":%zu,\"repeatables_pending\":%zu,\"up_to_date\":%s",
+            s[PGE_MIGPLAN_IS_APPLIED] + s[PGE_MIGPLAN_IS_DRIFT] + s[PGE_MIGPLAN_IS_MISSING],
+            pending, s[PGE_MIGPLAN_IS_DRIFT], s[PGE_MIGPLAN_IS_OUT_OF_ORDER],
+            s[PGE_MIGPLAN_IS_MISSING], rpending,
+            pending + rpending + s[PGE_MIGPLAN_IS_DRIFT] + nbad == 0 ? "true" : "false");
     }
-    pge_json_puts(&b, ",\"migrations\":[");
     if (flush(out, &b) < 0)
         return -1;
+    if (kind == PGE_REPORT_STATUS && print_invalid(out, bad, nbad) < 0)
+        return -1;
     int status = kind == PGE_REPORT_STATUS;
-    if (print_items(out, plan, status, 0) < 0 || fputs(",\"repeatables\":[", out) == EOF ||
-        print_items(out, plan, status, 1) < 0 || fputs("}\n", out) == EOF)
+    if (fputs(",\"migrations\":[", out) == EOF || print_items(out, plan, status, 0) < 0 ||
+        fputs(",\"repeatables\":[", out) == EOF || print_items(out, plan, status, 1) < 0 ||
+        fputs("}\n", out) == EOF)
         return -1;
     return 0;
 }
 
-struct pge_outcome pge_report_exit_code(const struct pge_migplan *plan, int allow_out_of_order)
+struct pge_outcome pge_report_exit_code(const struct pge_migplan *plan, int allow_out_of_order,
+                                        size_t nbad)
 {
     const size_t *s = plan->states;
-    if (s[PGE_MIGPLAN_IS_DRIFT] || (s[PGE_MIGPLAN_IS_OUT_OF_ORDER] && !allow_out_of_order))
+    if (s[PGE_MIGPLAN_IS_DRIFT] || (s[PGE_MIGPLAN_IS_OUT_OF_ORDER] && !allow_out_of_order) || nbad)
         return PGE_OUTCOME(PGE_OUT_MIGRATION_FAILED, 0);
     if (s[PGE_MIGPLAN_IS_PENDING] || s[PGE_MIGPLAN_IS_OUT_OF_ORDER])
         return PGE_OUTCOME(PGE_OUT_PENDING, 0);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migdb_fixture.h"
+#include "pgt_world.h"
 #include "pgt.h"
 #include "pgt_hooks.h"
 
@@ -18,31 +18,32 @@ PGT_SHARED_PG_HOOKS()
 
 Test(cic, status_names_an_invalid_index_and_its_fix, .timeout = 90)
 {
-    struct migdb d;
+    struct pgt_world d;
     struct pgt_proc p;
     char state[6];
-    migdb_init(&d, pgt_pg_shared());
-    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n");
-    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    pgt_world_init(&d, NULL);
+    pgt_world_file(&d, "0001_t.up.sql",
+                   "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (1);\n");
+    int rc = pgt_world_run(&d, &p, "upgrade", NULL);
     cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
     pgt_proc_free(&p);
     /* A unique build over duplicates fails and leaves its index behind, INVALID. */
-    cr_assert_null(
-        pgt_pg_try(d.pg, d.name, "CREATE UNIQUE INDEX CONCURRENTLY t_u ON t (id)", state));
+    cr_assert_null(pgt_pg_try(d.pg, d.db, "CREATE UNIQUE INDEX CONCURRENTLY t_u ON t (id)", state));
     cr_assert_str_eq(state, "23505");
-    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_u'::regclass", "f");
+    pgt_world_assert_q(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_u'::regclass",
+                       "f");
 
-    rc = migdb_run(&d, &p, "status", NULL);
+    rc = pgt_world_run(&d, &p, "status", NULL);
     cr_assert_eq(rc, 0, "without --exit-code status reports and exits 0: rc %d\n%s", rc, p.err);
     cr_assert(strstr(p.out, WARN_T_U), "%s", p.out);
     pgt_proc_free(&p);
 
-    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", NULL);
     cr_assert_eq(rc, 65, "the schema is not what the history says: rc %d\n%s", rc, p.out);
     cr_assert(strstr(p.out, WARN_T_U), "%s", p.out);
     pgt_proc_free(&p);
 
-    rc = migdb_run(&d, &p, "status", "--exit-code", "--format", "json", NULL);
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", "--format", "json", NULL);
     cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.out);
     cr_assert(strstr(p.out, "\"up_to_date\":false,\"invalid_indexes\":[{\"index\":\"public.t_u\","
                             "\"table\":\"public.t\",\"fix\":\"DROP INDEX CONCURRENTLY "
@@ -50,12 +51,12 @@ Test(cic, status_names_an_invalid_index_and_its_fix, .timeout = 90)
               "%s", p.out);
     pgt_proc_free(&p);
 
-    migdb_exec(&d, "DROP INDEX CONCURRENTLY public.t_u");
-    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    pgt_world_exec(&d, "DROP INDEX CONCURRENTLY public.t_u");
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", NULL);
     cr_assert_eq(rc, 0, "after the fix: rc %d\n%s", rc, p.out);
     cr_assert_null(strstr(p.out, "INVALID"), "%s", p.out);
     pgt_proc_free(&p);
-    rc = migdb_run(&d, &p, "status", "--format", "json", NULL);
+    rc = pgt_world_run(&d, &p, "status", "--format", "json", NULL);
     cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
     cr_assert(strstr(p.out, "\"up_to_date\":true,\"invalid_indexes\":[],\"migrations\":["), "%s",
               p.out);
@@ -67,9 +68,9 @@ Test(cic, status_names_an_invalid_index_and_its_fix, .timeout = 90)
 
 /* A session whose snapshot holds any later CREATE INDEX CONCURRENTLY back in its last wait
  * ("waiting for old snapshots"), its index INVALID, until the session ends its transaction. */
-static PGconn *old_snapshot(struct migdb *d)
+static PGconn *old_snapshot(struct pgt_world *d)
 {
-    PGconn *old = migdb_connect(d);
+    PGconn *old = pgt_world_connect(d);
     PQclear(PQexec(old, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
     PQclear(PQexec(old, "SELECT count(*) FROM pg_class"));
     return old;
@@ -77,29 +78,31 @@ static PGconn *old_snapshot(struct migdb *d)
 
 /* Start CREATE INDEX CONCURRENTLY on the test's own connection, held back by *old, and wait
  * until it sits in its last wait. */
-static PGconn *held_back_build(struct migdb *d, PGconn **old, const char *sql)
+static PGconn *held_back_build(struct pgt_world *d, PGconn **old, const char *sql)
 {
     *old = old_snapshot(d);
-    PGconn *build = migdb_connect(d);
+    PGconn *build = pgt_world_connect(d);
     cr_assert_eq(PQsendQuery(build, sql), 1, "%s", PQerrorMessage(build));
-    migdb_await(d, BUILD_PHASE, "waiting for old snapshots", 30000);
+    pgt_world_await(d, BUILD_PHASE, "waiting for old snapshots", 30000);
     return build;
 }
 
 Test(cic, status_leaves_an_index_being_built_alone, .timeout = 90)
 {
-    struct migdb d;
+    struct pgt_world d;
     struct pgt_proc p;
     PGconn *old;
-    migdb_init(&d, pgt_pg_shared());
-    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
-    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    pgt_world_init(&d, NULL);
+    pgt_world_file(&d, "0001_t.up.sql",
+                   "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
+    int rc = pgt_world_run(&d, &p, "upgrade", NULL);
     cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
     pgt_proc_free(&p);
 
     PGconn *build = held_back_build(&d, &old, "CREATE INDEX CONCURRENTLY t_id ON t (id)");
-    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass", "f");
-    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    pgt_world_assert_q(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass",
+                       "f");
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", NULL);
     cr_assert_eq(rc, 0, "a running build is not an invalid index: rc %d\n%s", rc, p.out);
     cr_assert_null(strstr(p.out, "INVALID"), "%s", p.out);
     pgt_proc_free(&p);
@@ -112,7 +115,8 @@ Test(cic, status_leaves_an_index_being_built_alone, .timeout = 90)
     }
     PQfinish(build);
     PQfinish(old);
-    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass", "t");
+    pgt_world_assert_q(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass",
+                       "t");
 }
 
 /* The restart test's own server: restarting the binary's shared one would break its neighbours. */
@@ -143,24 +147,25 @@ static void restart_fast(struct pgt_pg *pg)
 Test(cic, server_restart_during_a_migrations_index_build, .init = own_start, .fini = own_destroy,
      .timeout = 120)
 {
-    struct migdb d;
+    struct pgt_world d;
     struct pgt_proc p;
     PGconn *old;
     const char *argv[] = {"pgentry", "upgrade", NULL};
-    migdb_init(&d, &own);
-    migdb_put(&d, "0001_t.up.sql", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
-    int rc = migdb_run(&d, &p, "upgrade", NULL);
+    pgt_world_init_on(&d, &own, NULL);
+    pgt_world_file(&d, "0001_t.up.sql",
+                   "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n");
+    int rc = pgt_world_run(&d, &p, "upgrade", NULL);
     cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.err);
     pgt_proc_free(&p);
 
-    migdb_put(&d, "0002_idx.up.sql",
-              "-- pgentry:no-transaction\n"
-              "CREATE TABLE IF NOT EXISTS t2 (id int);\n"
-              "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);\n");
+    pgt_world_file(&d, "0002_idx.up.sql",
+                   "-- pgentry:no-transaction\n"
+                   "CREATE TABLE IF NOT EXISTS t2 (id int);\n"
+                   "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id_idx ON t (id);\n");
     /* An old snapshot holds the build back in its last wait: restart the server there. */
     old = old_snapshot(&d);
     pgt_proc_spawn(&p, argv, d.env);
-    migdb_await(&d, BUILD_PHASE, "waiting for old snapshots", 30000);
+    pgt_world_await(&d, BUILD_PHASE, "waiting for old snapshots", 30000);
     restart_fast(d.pg);
     PQfinish(old);
     rc = pgt_proc_wait(&p, 60000);
@@ -170,30 +175,30 @@ Test(cic, server_restart_during_a_migrations_index_build, .init = own_start, .fi
     cr_assert(strstr(p.err, "statements 1-1 of 2 completed"), "says which statements completed: %s",
               p.err);
     pgt_proc_free(&p);
-    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass",
-                 "f");
-    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
+    pgt_world_assert_q(
+        &d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass", "f");
+    pgt_world_assert_q(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
 
     /* IF NOT EXISTS skips the build: refused, naming the index and the fix. */
-    rc = migdb_run(&d, &p, "upgrade", NULL);
+    rc = pgt_world_run(&d, &p, "upgrade", NULL);
     cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "INVALID index"), "%s", p.err);
     cr_assert(strstr(p.err, "DROP INDEX CONCURRENTLY public.t_id_idx;"), "the fix: %s", p.err);
     pgt_proc_free(&p);
-    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
-    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    pgt_world_assert_q(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "0");
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", NULL);
     cr_assert_eq(rc, 65, "rc %d\n%s", rc, p.out);
     cr_assert(strstr(p.out, "warning: index public.t_id_idx on public.t is INVALID"), "%s", p.out);
     pgt_proc_free(&p);
 
-    migdb_exec(&d, "DROP INDEX CONCURRENTLY public.t_id_idx");
-    rc = migdb_run(&d, &p, "upgrade", NULL);
+    pgt_world_exec(&d, "DROP INDEX CONCURRENTLY public.t_id_idx");
+    rc = pgt_world_run(&d, &p, "upgrade", NULL);
     cr_assert_eq(rc, 0, "after the fix: rc %d\n%s", rc, p.err);
     pgt_proc_free(&p);
-    migdb_expect(&d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass",
-                 "t");
-    migdb_expect(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "1");
-    rc = migdb_run(&d, &p, "status", "--exit-code", NULL);
+    pgt_world_assert_q(
+        &d, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id_idx'::regclass", "t");
+    pgt_world_assert_q(&d, "SELECT count(*) FROM pgentry_migrations WHERE version = 2", "1");
+    rc = pgt_world_run(&d, &p, "status", "--exit-code", NULL);
     cr_assert_eq(rc, 0, "rc %d\n%s", rc, p.out);
     pgt_proc_free(&p);
 }

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "migdb_fixture.h"
+#include "pgt_world.h"
 #include "pgt.h"
 #include "pgt_hooks.h"
 #include "pgt_pgbouncer.h"
@@ -44,12 +44,12 @@ static uint64_t seed_of_run(void)
  * UPDATE (every 20th a CREATE TABLE too): a second run would show as a second row, or fail.
  * No-transaction ones are two autocommit statements, idempotent DDL first, as the
  * documentation advises. Small on purpose: 20 trials of 200 must fit in well under a minute. */
-static void write_migrations(struct migdb *d)
+static void write_migrations(struct pgt_world *d)
 {
     char name[64], sql[512];
-    migdb_put(d, "0001_side.up.sql",
-              "CREATE TABLE side (version int NOT NULL, kind text NOT NULL);\n"
-              "INSERT INTO side VALUES (1, 'tx');\n");
+    pgt_world_file(d, "0001_side.up.sql",
+                   "CREATE TABLE side (version int NOT NULL, kind text NOT NULL);\n"
+                   "INSERT INTO side VALUES (1, 'tx');\n");
     for (int v = 2; v <= MIGRATIONS; v++) {
         snprintf(name, sizeof name, "%04d_m%d.up.sql", v, v);
         if (v % NOTX_EVERY == 0)
@@ -68,7 +68,7 @@ static void write_migrations(struct migdb *d)
                      "INSERT INTO side VALUES (%d, 'tx');\n"
                      "UPDATE side SET kind = 'tx' WHERE version = %d;\n",
                      v, v);
-        migdb_put(d, name, sql);
+        pgt_world_file(d, name, sql);
     }
 }
 
@@ -83,11 +83,11 @@ static long applied(PGconn *c)
 
 /* Start pgentry, SIGKILL it once the history has reached k rows and a random pause more, wait
  * for its death. Returns the history rows at the kill. */
-static long kill_at_random(struct migdb *d, uint64_t *rnd, long k, int trial)
+static long kill_at_random(struct pgt_world *d, uint64_t *rnd, long k, int trial)
 {
     struct pgt_proc p;
     const char *argv[] = {"pgentry", "upgrade", NULL};
-    PGconn *c = migdb_connect(d);
+    PGconn *c = pgt_world_connect(d);
     pgt_proc_spawn(&p, argv, d->env);
     int64_t deadline = pgt_now_ms() + 30000;
     while (k > 0 && applied(c) < k) {
@@ -108,39 +108,39 @@ static long kill_at_random(struct migdb *d, uint64_t *rnd, long k, int trial)
 
 /* Every version recorded once; each transactional migration ran exactly once; a no-transaction
  * one ran twice at most, and only the one the kill interrupted (the first not recorded). */
-static void check_consistent(struct migdb *d, long at_kill, int trial)
+static void check_consistent(struct pgt_world *d, long at_kill, int trial)
 {
     char sql[512], want[64];
     (void)trial;
     snprintf(want, sizeof want, "%d|%d", MIGRATIONS, MIGRATIONS);
-    migdb_expect(d,
-                 "SELECT count(*) || '|' || count(DISTINCT version) FROM pgentry_migrations "
-                 "WHERE version BETWEEN 1 AND 200",
-                 want);
-    migdb_expect(d, "SELECT count(DISTINCT version) FROM side", "200");
-    migdb_expect(d,
-                 "SELECT count(*) FROM (SELECT version FROM side WHERE kind = 'tx' GROUP BY "
-                 "version HAVING count(*) <> 1) x",
-                 "0");
+    pgt_world_assert_q(d,
+                       "SELECT count(*) || '|' || count(DISTINCT version) FROM pgentry_migrations "
+                       "WHERE version BETWEEN 1 AND 200",
+                       want);
+    pgt_world_assert_q(d, "SELECT count(DISTINCT version) FROM side", "200");
+    pgt_world_assert_q(d,
+                       "SELECT count(*) FROM (SELECT version FROM side WHERE kind = 'tx' GROUP BY "
+                       "version HAVING count(*) <> 1) x",
+                       "0");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM (SELECT version FROM side GROUP BY version HAVING count(*) > 1 "
              "AND NOT (version = %ld AND version %% %d = 0 AND count(*) = 2)) x",
              at_kill + 1, NOTX_EVERY);
-    migdb_expect(d, sql, "0");
+    pgt_world_assert_q(d, sql, "0");
     /* Nothing of the killed run holds a lock any more: no advisory lock, no lease row. */
-    migdb_expect(d,
-                 "SELECT count(*) FROM pg_locks l JOIN pg_database b ON b.oid = l.database "
-                 "WHERE l.locktype = 'advisory' AND b.datname = current_database()",
-                 "0");
-    char *lease = pgt_pg_query(d->pg, d->name, "SELECT to_regclass('pgentry_migrations_lock')");
+    pgt_world_assert_q(d,
+                       "SELECT count(*) FROM pg_locks l JOIN pg_database b ON b.oid = l.database "
+                       "WHERE l.locktype = 'advisory' AND b.datname = current_database()",
+                       "0");
+    char *lease = pgt_pg_query(d->pg, d->db, "SELECT to_regclass('pgentry_migrations_lock')");
     if (lease[0])
-        migdb_expect(d, "SELECT count(*) FROM pgentry_migrations_lock", "0");
+        pgt_world_assert_q(d, "SELECT count(*) FROM pgentry_migrations_lock", "0");
     free(lease);
 }
 
 /* trials rounds on d (whose environment says how pgentry connects): a fresh schema, a kill at
  * a random moment, a rerun that must succeed within rerun_max_ms, a consistency check. */
-static void run_trials(struct migdb *d, const char *what, int trials, int64_t rerun_max_ms)
+static void run_trials(struct pgt_world *d, const char *what, int trials, int64_t rerun_max_ms)
 {
     uint64_t seed = seed_of_run(), rnd = seed;
     fprintf(stderr, "crashsafe %s: seed %llu (PGT_CRASH_SEED=%llu replays it)\n", what,
@@ -150,11 +150,11 @@ static void run_trials(struct migdb *d, const char *what, int trials, int64_t re
     for (int trial = 0; trial < trials; trial++) {
         struct pgt_proc p;
         /* A fresh schema (cheaper than a fresh database): no history, no side table, no lease. */
-        migdb_exec(d, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        pgt_world_exec(d, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
         int64_t t0 = pgt_now_ms();
         long k = (long)(next_random(&rnd) % MIGRATIONS);
         long at = kill_at_random(d, &rnd, k, trial);
-        int rc = migdb_run(d, &p, "upgrade", NULL);
+        int rc = pgt_world_run(d, &p, "upgrade", NULL);
         cr_assert_eq(rc, 0, "%s trial %d (seed %llu, killed at %ld applied): rerun rc %d\n%s", what,
                      trial, (unsigned long long)seed, at, rc, p.err);
         cr_assert_lt(p.elapsed_ms, rerun_max_ms, "%s trial %d: the rerun took %lld ms\n%s", what,
@@ -175,9 +175,9 @@ static void run_trials(struct migdb *d, const char *what, int trials, int64_t re
  * rerun never waits for --lock-wait (20 s here; it must be done well before). */
 Test(crashsafe, sigkill_at_a_random_moment_then_a_rerun_ends_consistent, .timeout = 300)
 {
-    struct migdb d;
-    migdb_init(&d, pgt_pg_shared());
-    d.env[3] = "PGENTRY_LOCK_WAIT=20s";
+    struct pgt_world d;
+    pgt_world_init(&d, NULL);
+    pgt_world_setenv(&d, "PGENTRY_LOCK_WAIT=20s");
     run_trials(&d, "direct", TRIALS, 15000);
 }
 
@@ -186,16 +186,15 @@ Test(crashsafe, sigkill_at_a_random_moment_then_a_rerun_ends_consistent, .timeou
  * each may cost that wait. */
 Test(crashsafe, through_transaction_pooling_a_killed_holders_lease_expires, .timeout = 300)
 {
-    struct migdb d;
+    struct pgt_world d;
     struct pgt_bouncer b;
     char url[256];
     if (!pgt_bouncer_available())
         cr_skip_test("pgbouncer is not installed (scripts/install-deps.sh test)");
-    migdb_init(&d, pgt_pg_shared());
+    pgt_world_init(&d, NULL);
     pgt_bouncer_start(&b, d.pg, "transaction", 2);
-    snprintf(d.env_url, sizeof d.env_url, "DATABASE_URL=%s",
-             pgt_bouncer_url(&b, d.name, url, sizeof url));
-    d.env[3] = "PGENTRY_LOCK_WAIT=60s";
+    pgt_world_set_url(&d, pgt_bouncer_url(&b, d.db, url, sizeof url));
+    pgt_world_setenv(&d, "PGENTRY_LOCK_WAIT=60s");
     run_trials(&d, "pgbouncer", POOLED_TRIALS, 50000);
     pgt_bouncer_stop(&b);
 }

@@ -26,6 +26,12 @@ struct pgt_world {
  * PGENTRY_HEALTH_ADDR=off. Fails the test on error. */
 void pgt_world_init(struct pgt_world *w, const char *url_suffix);
 
+/* pgt_world_init() on a server of the test's own (one it may stop and start). */
+void pgt_world_init_on(struct pgt_world *w, struct pgt_pg *pg, const char *url_suffix);
+
+/* Point DATABASE_URL at url instead (e.g. a pooler in front of the world's database). */
+void pgt_world_set_url(struct pgt_world *w, const char *url);
+
 /* Add "NAME=value", formatted like printf, to the environment (copied into w). Fails the test
  * when PGT_WORLD_MAX_ENV are already set. */
 void pgt_world_setenv(struct pgt_world *w, const char *fmt, ...)
@@ -40,6 +46,16 @@ int pgt_world_run(struct pgt_world *w, struct pgt_proc *p, ...);
 
 /* The first column of the first row of sql in the world's database (malloc'd). */
 char *pgt_world_query(struct pgt_world *w, const char *sql);
+
+/* Run sql in the world's database, ignoring its answer (fails the test on an error). */
+void pgt_world_exec(struct pgt_world *w, const char *sql);
+
+/* Poll (up to timeout_ms) until sql answers expected; fails the test on timeout. */
+void pgt_world_await(struct pgt_world *w, const char *sql, const char *expected, int timeout_ms);
+
+/* A libpq connection of the test's own to the world's database, over the socket; the caller
+ * PQfinish()es it. */
+struct pg_conn *pgt_world_connect(struct pgt_world *w);
 
 /* Fails the test unless sql's answer is exactly expected. */
 void pgt_world_assert_q(struct pgt_world *w, const char *sql, const char *expected);

@@ -9,11 +9,11 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pgentry/common/log.h"
 #include "pgentry/common/logbuf.h"
+#include "pgentry/common/runstate.h"
 
 /* How a line reaches the descriptor without blocking. */
 enum sink_mode {
@@ -283,16 +283,9 @@ void pge_logsink_detach(void)
     pthread_mutex_unlock(&g_mu);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int pge_logsink_flush(int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = pge_runstate_mono_ms() + timeout_ms;
     for (;;) {
         pthread_mutex_lock(&g_mu);
         enum flush_result r = flush_locked();
@@ -305,7 +298,7 @@ int pge_logsink_flush(int timeout_ms)
         }
         if (r == FLUSH_DONE)
             return 0;
-        long long left = deadline - now_ms();
+        int64_t left = deadline - pge_runstate_mono_ms();
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = POLLOUT};

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pgentry/common/log.h"
 #include "pgentry/db/pgconn.h"
@@ -179,20 +180,11 @@ void pge_progress_free(struct pge_progress *p)
     free(p);
 }
 
-/* Whether s[i..) starts word w (upper case) as a whole word of s[0..len). */
+/* Whether s[i..) starts word w (upper case), ignoring case. */
 static int word_at(const char *s, size_t len, size_t i, const char *w)
 {
     size_t n = strlen(w);
-    if (n > len - i)
-        return 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = s[i + k];
-        if (c >= 'a' && c <= 'z')
-            c = (char)(c - 'a' + 'A');
-        if (c != w[k])
-            return 0;
-    }
-    return 1;
+    return n <= len - i && strncasecmp(s + i, w, n) == 0;
 }
 
 static int is_word_byte(char c)

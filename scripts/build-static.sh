@@ -72,7 +72,7 @@ else
     cross=aarch64-linux-gnu
     musl_cflags="-O2 -idirafter /usr/$cross/include"
     sfx=-$arch     # cache entries: <pkg>-<version>-aarch64, beside the x86-64 ones
-    host=(--host=$cross)
+    host=(--host="$cross")
     ossl_target=linux-aarch64
     export AR=$cross-ar RANLIB=$cross-ranlib NM=$cross-nm
 fi
@@ -271,7 +271,7 @@ say "libraries ready in $((SECONDS - t_start)) s"
 if [ "$arch" = x86_64 ]; then
     bdir=$root/build-static
     bin=$root/dist/pgentry
-    strip=strip
+    strip="strip"
     cross_cmake=(-DCMAKE_C_COMPILER=musl-gcc)
     run=()
 else

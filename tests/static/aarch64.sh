@@ -44,28 +44,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-passed=0
-failed=0
-ok() {
-    echo "ok   - $1"
-    passed=$((passed + 1))
-}
-bad() {
-    echo "FAIL - $1" >&2
-    [ $# -gt 1 ] && printf '       %s\n' "${@:2}" >&2
-    failed=$((failed + 1))
-}
-
-# Poll CMD until it succeeds, every 20 ms, for at most SECONDS.
-poll() {
-    local secs=$1 deadline
-    shift
-    deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.02
-    done
-}
+# shellcheck source=lib.sh
+source tests/static/lib.sh
 
 # pgentry under qemu; a hang fails the check instead of the whole test.
 pge() {
@@ -134,27 +114,6 @@ hport=$(pg_free_port)
     -- "$busybox" sleep 600 >"$T/app.log" 2>&1 &
 app_pid=$!
 hc_url="http://127.0.0.1:$hport/readyz"
-if poll 60 pge healthcheck "$hc_url"; then
-    ok "pgentry healthcheck $hc_url: healthy while COMMAND runs"
-else
-    bad "pgentry healthcheck never reported healthy" "$(pge healthcheck "$hc_url" 2>&1 || true)" "$(cat "$T/app.log")"
-fi
-kill -TERM "$app_pid" 2>/dev/null || true
-rc=0
-wait "$app_pid" || rc=$?
-app_pid=
-if [ "$rc" = 143 ]; then
-    ok "TERM reaches the supervised app; pgentry exits 143"
-else
-    bad "after TERM pgentry exited $rc, expected 143" "$(cat "$T/app.log")"
-fi
-rc=0
-out=$(pge healthcheck "$hc_url" 2>&1) || rc=$?
-if [ "$rc" = 1 ]; then
-    ok "pgentry healthcheck says unhealthy (1) once pgentry is gone"
-else
-    bad "pgentry healthcheck with nothing listening: expected 1, got $rc" "$out"
-fi
+health_term 60 "$hc_url" "$T/app.log"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

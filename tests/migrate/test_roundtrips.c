@@ -81,18 +81,25 @@ static int occurrences(const char *s, const char *needle)
     return n;
 }
 
+/* A world whose history holds 0001 (applied by a first upgrade). */
+static void world_at_0001(struct pgt_world *w)
+{
+    struct pgt_proc p;
+    pgt_world_init(w, NULL);
+    pgt_world_file(w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    int rc = pgt_world_run(w, &p, "upgrade", NULL);
+    cr_assert_eq(rc, 0, "first upgrade: %d\n%s", rc, p.err);
+    pgt_proc_free(&p);
+}
+
 Test(roundtrips, at_head_the_server_sees_the_check_and_one_history_read, .timeout = 60)
 {
     struct pgt_world w;
     struct pgt_proc p;
-    pgt_world_init(&w, NULL);
-    pgt_world_file(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    int rc = pgt_world_run(&w, &p, "upgrade", NULL);
-    cr_assert_eq(rc, 0, "first upgrade: %d\n%s", rc, p.err);
-    pgt_proc_free(&p);
+    world_at_0001(&w);
 
     long off = log_statements(&w);
-    rc = pgt_world_run(&w, &p, "--", "true", NULL);
+    int rc = pgt_world_run(&w, &p, "--", "true", NULL);
     cr_assert_eq(rc, 0, "run at head: %d\n%s", rc, p.err);
     cr_assert(strstr(p.err, "database is up to date"), "%s", p.err);
     pgt_proc_free(&p);
@@ -120,14 +127,10 @@ Test(roundtrips, with_work_pending_the_lock_is_taken_and_the_history_read_again,
 {
     struct pgt_world w;
     struct pgt_proc p;
-    pgt_world_init(&w, NULL);
-    pgt_world_file(&w, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
-    int rc = pgt_world_run(&w, &p, "upgrade", NULL);
-    cr_assert_eq(rc, 0, "first upgrade: %d\n%s", rc, p.err);
-    pgt_proc_free(&p);
+    world_at_0001(&w);
     pgt_world_file(&w, "0002_b.up.sql", "CREATE TABLE b (id int);\n");
     long off = log_statements(&w);
-    rc = pgt_world_run(&w, &p, "--", "true", NULL);
+    int rc = pgt_world_run(&w, &p, "--", "true", NULL);
     cr_assert_eq(rc, 0, "run with one pending: %d\n%s", rc, p.err);
     pgt_proc_free(&p);
     int n = 0;

@@ -274,6 +274,7 @@ if [ "$arch" = x86_64 ]; then
     strip="strip"
     cross_cmake=(-DCMAKE_C_COMPILER=musl-gcc)
     run=()
+    what="static, musl"
 else
     bdir=$root/build-static-$arch
     bin=$root/dist/pgentry-$arch
@@ -281,9 +282,10 @@ else
     cross_cmake=(-DCMAKE_C_COMPILER="$CC" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$arch"
         -DCMAKE_AR="$(command -v "$AR")" -DCMAKE_RANLIB="$(command -v "$RANLIB")" -DPGENTRY_STATIC_ARCH="$arch")
     run=(qemu-"$arch"-static)
+    what="static, musl, $arch"
 fi
 name=dist/$(basename "$bin")
-say "building pgentry (static, musl, $arch)"
+say "building pgentry ($what)"
 cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release "${cross_cmake[@]}" \
     -DPGENTRY_STATIC=ON -DPGENTRY_TESTS=OFF \
     -DPGENTRY_STATIC_OPENSSL="$openssl" -DPGENTRY_STATIC_LIBPQ="$libpq" \

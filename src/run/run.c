@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,6 +540,11 @@ static int fork_worker(struct run *r, struct pge_outcome *out)
     pge_debug("database phases run in a worker process", PGE_INT("pid", pid));
     /* Only the worker reads the migrations: the supervisor lets its copy go. */
     pge_migfile_set_free(&r->pre.files);
+    /* The migrations' checksums initialised OpenSSL here (its providers, names and error
+     * strings stay allocated for good); a supervisor that will never probe over HTTP(S) has no
+     * further use for it and gives that memory back. */
+    if (!wants_apphealth(r->cfg))
+        OPENSSL_cleanup();
     return 0;
 }
 

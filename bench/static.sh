@@ -19,8 +19,8 @@
 #      migrations at head, health endpoint on), measured once /readyz answers 200 and the
 #      supervisor has released its start-up memory; next to tini, dumb-init and catatonit
 #      supervising the same `sleep`: VmRSS, RssAnon, RssFile and PSS from /proc, median of
-#      SAMPLES reads; static-nodb is the static supervisor with no database work at all (the
-#      floor of a forked-worker design), and the static one's resident mappings are listed
+#      SAMPLES reads; static-nodb is the static supervisor with no database work at all (no
+#      worker process), and the static one's resident mappings are listed
 #   d  size on disk: dist/pgentry, build/pgentry stripped (and the shared libraries it loads),
 #      tini-static, tini, dumb-init, catatonit
 # Prints per-run rows, a table, and `RESULT` lines (bench/stats.py). Exits non-zero only if the
@@ -166,9 +166,8 @@ for c in static dynamic; do
     "$STATIC" healthcheck "http://127.0.0.1:$port/readyz" >/dev/null ||
         { echo "bench: $c never became ready" >&2; cat "$out/c.$c.log" >&2; exit 1; }
 done
-# The same supervisor with no database work at all (--no-migrate, no DATABASE_URL): the floor a
-# design that ran the database phases in a forked worker could reach, since the supervisor would
-# then never touch libpq's or OpenSSL's pages or heap.
+# The same supervisor with no database work at all (--no-migrate, no DATABASE_URL, so no worker
+# process): what the supervisor itself costs, next to the run whose worker did the database work.
 port=$(pg_free_port)
 env -u DATABASE_URL "$STATIC" --no-migrate --log-level warn --health-addr "127.0.0.1:$port" -- \
     sleep 100000 >"$out/c.static-nodb.log" 2>&1 &

@@ -219,9 +219,9 @@ done
 bench_section "d: size on disk"
 strip -o "$T/pgentry.dynamic.stripped" "$DYNAMIC"
 # The shared libraries the dynamic binary loads, for what a runtime image must also carry.
-libs_bytes=$(ldd "$DYNAMIC" | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' |
+libs_bytes=$({ ldd "$DYNAMIC" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' |
     xargs -r readlink -f | sort -u | xargs -r stat -L -c %s | awk '{ s += $1 } END { print s + 0 }')
-libs_count=$(ldd "$DYNAMIC" | grep -c '=> /' || true)
+libs_count=$({ ldd "$DYNAMIC" 2>/dev/null || true; } | grep -c '=> /' || true)
 declare -A SIZE=(
     [static]=$(stat -c %s "$STATIC")
     [dynamic]=$(stat -c %s "$T/pgentry.dynamic.stripped")

@@ -124,7 +124,16 @@ static void start_command(struct run *r)
         finish(r, out);
         return;
     }
-    /* From here on pgentry only supervises: give back what the database work left behind. */
+    /* From here on pgentry only supervises: give back what the database work left behind,
+     * now that COMMAND runs (none of it is on the way to starting COMMAND). */
+    if (r->worker) {
+        /* Only the worker read the migrations. Their checksums initialised OpenSSL here too (its
+         * providers, names and error strings stay allocated for good): a supervisor that will
+         * never probe over HTTP(S) has no further use for it. */
+        pge_migfile_set_free(&r->pre.files);
+        if (!r->curl_ready)
+            OPENSSL_cleanup();
+    }
     long kb = pge_memtrim_release();
     pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }
@@ -538,13 +547,6 @@ static int fork_worker(struct run *r, struct pge_outcome *out)
         return 0;
     }
     pge_debug("database phases run in a worker process", PGE_INT("pid", pid));
-    /* Only the worker reads the migrations: the supervisor lets its copy go. */
-    pge_migfile_set_free(&r->pre.files);
-    /* The migrations' checksums initialised OpenSSL here (its providers, names and error
-     * strings stay allocated for good); a supervisor that will never probe over HTTP(S) has no
-     * further use for it and gives that memory back. */
-    if (!wants_apphealth(r->cfg))
-        OPENSSL_cleanup();
     return 0;
 }
 

@@ -279,11 +279,6 @@ void pge_worker_signal(struct pge_worker *w, int signo)
         pge_warn("could not signal the database worker", PGE_STR("error", strerror(errno)));
 }
 
-pid_t pge_worker_pid(const struct pge_worker *w)
-{
-    return w ? w->pid : 0;
-}
-
 void pge_worker_free(struct pge_worker *w)
 {
     if (!w)

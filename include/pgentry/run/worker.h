@@ -34,9 +34,6 @@ int pge_worker_report(struct pge_worker *w, struct pge_outcome out, int timeout_
 /* Supervisor side: pass signo on to the worker while it runs. */
 void pge_worker_signal(struct pge_worker *w, int signo);
 
-/* The worker's pid (0 on the worker side). */
-pid_t pge_worker_pid(const struct pge_worker *w);
-
 /* Stop watching, close the pipe. The supervisor side leaves a worker that already reported to
  * finish on its own; one that did not is killed (its phases never ended). NULL-safe. */
 void pge_worker_free(struct pge_worker *w);

@@ -21,6 +21,8 @@
 #   head.trust/.scram  case (b) of migrate.sh: database at head, start -> COMMAND running
 #   head.scram_exec    the same with --exec
 #   head.scram_nossl   the same with ?sslmode=disable&gssencmode=disable
+# Part 3, the statements the server sees at head (log_statement on the head database), one
+#   round trip each.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -144,6 +146,18 @@ rm -f "$samples"/exec_floor* "$samples"/version* "$samples"/wait.trust* "$sample
 for ((r = 1; r <= ROUNDS; r++)); do
     for v in $(printf '%s\n' "${variants[@]}" | shuf); do variant "$v"; done
 done
+
+bench_section "statements at head: what the server is asked between authentication and COMMAND"
+# log_statement for the head database only: nothing else runs there. Each statement is one
+# round trip (pgentry sends one at a time); the SSL request and the authentication exchange
+# come before them.
+psql -X -q -d "$PG_URL" -c "alter database head set log_statement = 'all'"
+log_lines=$(wc -l <"$logs/startup.log")
+"$PGENTRY" --migrations "$mig" --health-addr off --log-level warn --database-url "$scram" -- true
+sed -n "$((log_lines + 1)),\$p" "$logs/startup.log" | grep -E 'LOG:  (statement|execute)' |
+    sed -E 's/^[0-9.]+ \[[0-9]+\] LOG:  /  /' | tee "$T/statements"
+echo "statements at head: $(wc -l <"$T/statements")"
+psql -X -q -d "$PG_URL" -c "alter database head reset log_statement"
 
 bench_section "summary"
 for k in backoff auth query exit total listen; do bench_summary "wait.$k" "$samples/wait.$k"; done

@@ -19,8 +19,8 @@
 #      migrations at head, health endpoint on), measured once /readyz answers 200 and the
 #      supervisor has released its start-up memory; next to tini, dumb-init and catatonit
 #      supervising the same `sleep`: VmRSS, RssAnon, RssFile and PSS from /proc, median of
-#      SAMPLES reads; static-nodb is the static supervisor with no database work at all (no
-#      worker process), and the static one's resident mappings are listed
+#      SAMPLES reads; static-nodb is the static supervisor with no database work at all (the
+#      floor of a forked-worker design), and the static one's resident mappings are listed
 #   d  size on disk: dist/pgentry, build/pgentry stripped (and the shared libraries it loads),
 #      tini-static, tini, dumb-init, catatonit
 # Prints per-run rows, a table, and `RESULT` lines (bench/stats.py). Exits non-zero only if the
@@ -166,8 +166,9 @@ for c in static dynamic; do
     "$STATIC" healthcheck "http://127.0.0.1:$port/readyz" >/dev/null ||
         { echo "bench: $c never became ready" >&2; cat "$out/c.$c.log" >&2; exit 1; }
 done
-# The same supervisor with no database work at all (--no-migrate, no DATABASE_URL, so no worker
-# process): what the supervisor itself costs, next to the run whose worker did the database work.
+# The same supervisor with no database work at all (--no-migrate, no DATABASE_URL): the floor a
+# design that ran the database phases in a forked worker could reach, since the supervisor would
+# then never touch libpq's or OpenSSL's pages or heap.
 port=$(pg_free_port)
 env -u DATABASE_URL "$STATIC" --no-migrate --log-level warn --health-addr "127.0.0.1:$port" -- \
     sleep 100000 >"$out/c.static-nodb.log" 2>&1 &
@@ -219,9 +220,10 @@ done
 bench_section "d: size on disk"
 strip -o "$T/pgentry.dynamic.stripped" "$DYNAMIC"
 # The shared libraries the dynamic binary loads, for what a runtime image must also carry.
-libs_bytes=$({ ldd "$DYNAMIC" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' |
+# (With BEFORE set, the "dynamic" column may be a static binary: ldd then lists nothing.)
+libs_bytes=$({ ldd "$DYNAMIC" || true; } | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' |
     xargs -r readlink -f | sort -u | xargs -r stat -L -c %s | awk '{ s += $1 } END { print s + 0 }')
-libs_count=$({ ldd "$DYNAMIC" 2>/dev/null || true; } | grep -c '=> /' || true)
+libs_count=$({ ldd "$DYNAMIC" || true; } | grep -c '=> /' || true)
 declare -A SIZE=(
     [static]=$(stat -c %s "$STATIC")
     [dynamic]=$(stat -c %s "$T/pgentry.dynamic.stripped")

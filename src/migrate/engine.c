@@ -242,31 +242,6 @@ int pge_migrate_result_ok(struct pge_migrate *m, PGresult *res, ExecStatusType w
     return 1;
 }
 
-static void on_identified(void *arg, PGresult *res)
-{
-    struct pge_migrate *m = arg;
-    if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "identifying the database"))
-        return;
-    if (PQntuples(res) != 1) {
-        pge_migrate_query_failed(m, res, "identifying the database");
-        return;
-    }
-    const char *db = PQgetvalue(res, 0, 0);
-    if (!m->schema[0])
-        snprintf(m->schema, sizeof m->schema, "%s", PQgetvalue(res, 0, 1));
-    const char *dot = strchr(m->o.table, '.');
-    int64_t key = pge_histsql_lock_key(db, m->schema, dot ? dot + 1 : m->o.table);
-    uint64_t k = (uint64_t)key;
-    snprintf(m->classid, sizeof m->classid, "%" PRIu32, (uint32_t)(k >> 32));
-    snprintf(m->objid, sizeof m->objid, "%" PRIu32, (uint32_t)(k & 0xffffffffu));
-    PQclear(res);
-    if (m->op == PGE_MIGRATE_COMMAND) {
-        pge_migrate_start_lock(m);
-        return;
-    }
-    pge_migrate_read_history(m);
-}
-
 static void on_stop_grace(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct pge_migrate *m = w->data;
@@ -298,12 +273,12 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
         pge_migrate_finish(m, PGE_OUTCOME(PGE_OUT_CONFIG, 0));
         return;
     }
-    if (!m->conn) {
+    /* The history first, with no other question: at head it is the only one. What the lock
+     * needs (its key) is asked together with the lock (pge_migrate_start_lock). */
+    if (m->conn && m->op == PGE_MIGRATE_COMMAND)
+        pge_migrate_start_lock(m);
+    else
         pge_migrate_read_history(m);
-        return;
-    }
-    pge_migrate_send(m, "SELECT current_database(), coalesce(current_schema(), '')", -1, NULL,
-                     on_identified);
 }
 
 struct pge_migrate *pge_migrate_new(struct ev_loop *loop, struct pge_workqueue *off, PGconn *conn,

@@ -34,6 +34,12 @@ static int no_table_yet(const PGresult *res)
     return st && (strcmp(st, "42P01") == 0 || strcmp(st, "3F000") == 0);
 }
 
+static int by_version(const void *a, const void *b)
+{
+    const struct pge_migplan_row *x = a, *y = b;
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
 static int load_rows(struct pge_migrate *m, PGresult *res)
 {
     int n = PQntuples(res);
@@ -47,6 +53,9 @@ static int load_rows(struct pge_migrate *m, PGresult *res)
         m->rows[i].checksum = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
         m->rows[i].applied_at = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
     }
+    /* Sorted here, not by the server: in a fresh session an ORDER BY costs it catalog
+     * lookups worth a millisecond. */
+    qsort(m->rows, (size_t)n, sizeof *m->rows, by_version);
     m->nrows = (size_t)n;
     PQclear(m->hist);
     m->hist = res;
@@ -127,8 +136,8 @@ static void read_repeatables(struct pge_migrate *m)
         after_history(m);
         return;
     }
-    snprintf(sql, sizeof sql, "SELECT name, checksum, applied_at::text FROM %s ORDER BY name",
-             m->qrtable);
+    /* Any order will do (pge_migplan_add_repeatables); applied_at comes as text anyway. */
+    snprintf(sql, sizeof sql, "SELECT name, checksum, applied_at FROM %s", m->qrtable);
     pge_migrate_send(m, sql, 0, NULL, on_repeatables);
 }
 
@@ -140,9 +149,9 @@ void pge_migrate_read_history(struct pge_migrate *m)
         read_repeatables(m);
         return;
     }
-    snprintf(sql, sizeof sql,
-             "SELECT version, name, checksum, applied_at::text FROM %s ORDER BY version",
-             m->qtable);
+    /* The plainest query the server can plan: at head it is the only one after the
+     * readiness check. Rows are sorted by load_rows(); applied_at comes as text anyway. */
+    snprintf(sql, sizeof sql, "SELECT version, name, checksum, applied_at FROM %s", m->qtable);
     pge_migrate_send(m, sql, 0, NULL, on_history);
 }
 

@@ -1,6 +1,7 @@
 /* The migration lock: choose its kind, poll for the advisory lock, prepare the session, release. */
 #include "engine_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,19 @@ static void on_second_pid(void *arg, PGresult *res)
                                        : "migration lock: lease row (connection pooler detected)");
 }
 
+/* The advisory lock's key, from the database's name and the schema of the history table as
+ * the server sees them (a pooler's database alias is not the database). */
+static void identified(struct pge_migrate *m, const PGresult *res)
+{
+    if (!m->schema[0])
+        snprintf(m->schema, sizeof m->schema, "%s", PQgetvalue(res, 0, 2));
+    const char *dot = strchr(m->o.table, '.');
+    uint64_t k = (uint64_t)pge_histsql_lock_key(PQgetvalue(res, 0, 1), m->schema,
+                                                dot ? dot + 1 : m->o.table);
+    snprintf(m->classid, sizeof m->classid, "%" PRIu32, (uint32_t)(k >> 32));
+    snprintf(m->objid, sizeof m->objid, "%" PRIu32, (uint32_t)(k & 0xffffffffu));
+}
+
 /* A pooler answers the startup with its own cancel key, so PQbackendPID() is not the server
  * process we talk to. Behind one, a session lock may stay with a pooled server connection
  * after we let go of it (transaction pooling), and whether the pooler pins our session cannot
@@ -226,7 +240,12 @@ static void on_first_pid(void *arg, PGresult *res)
     struct pge_migrate *m = arg;
     if (!pge_migrate_result_ok(m, res, PGRES_TUPLES_OK, "choosing the migration lock"))
         return;
+    if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+        pge_migrate_query_failed(m, res, "choosing the migration lock");
+        return;
+    }
     m->first_backend_pid = backend_pid(res);
+    identified(m, res);
     PQclear(res);
     if (m->first_backend_pid == (long)PQbackendPID(m->conn)) {
         chosen(m, 0, NULL);
@@ -242,8 +261,13 @@ void pge_migrate_start_lock(struct pge_migrate *m)
     pge_backoff_init(
         &m->backoff, m->o.backoff_initial_ms,
         m->o.backoff_max_ms > LOCK_POLL_MAX_MS ? m->o.backoff_max_ms : LOCK_POLL_MAX_MS, m->o.seed);
+    /* Chosen once per run, with the lock's key: a new session after a lost connection
+     * keeps both. */
     if (!m->lock_chosen)
-        pge_migrate_send(m, "SELECT pg_backend_pid()", -1, NULL, on_first_pid);
+        pge_migrate_send(m,
+                         "SELECT pg_backend_pid(), current_database(), "
+                         "coalesce(current_schema(), '')",
+                         -1, NULL, on_first_pid);
     else if (m->lease)
         pge_migrate_lease_try(m);
     else

@@ -75,6 +75,24 @@ static void on_super(void *arg, struct pge_outcome out)
     finish(arg, out);
 }
 
+/* COMMAND has exec'd: from here on pgentry only supervises. Give back what the start-up and
+ * the database work left behind, only now: trimming while COMMAND's process was still being
+ * set up cost it milliseconds (madvise's TLB shootdowns reach the other core). */
+static void on_running(void *arg)
+{
+    struct run *r = arg;
+    if (r->worker) {
+        /* Only the worker read the migrations. Their checksums initialised OpenSSL here too (its
+         * providers, names and error strings stay allocated for good): a supervisor that will
+         * never probe over HTTP(S) has no further use for it. */
+        pge_migfile_set_free(&r->pre.files);
+        if (!r->curl_ready)
+            OPENSSL_cleanup();
+    }
+    long kb = pge_memtrim_release();
+    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
+}
+
 static void start_command(struct run *r)
 {
     const struct pge_config *cfg = r->cfg;
@@ -111,6 +129,7 @@ static void start_command(struct run *r)
         .stop_delay_ms = cfg->stop_delay_ms,
         .state = &r->state,
         .orig_mask = r->orig_mask,
+        .on_running = on_running,
     };
     r->state.phase = PGE_PHASE_STARTING;
     r->super = pge_supervisor_new(r->loop, &so, on_super, r);
@@ -124,18 +143,6 @@ static void start_command(struct run *r)
         finish(r, out);
         return;
     }
-    /* From here on pgentry only supervises: give back what the database work left behind,
-     * now that COMMAND runs (none of it is on the way to starting COMMAND). */
-    if (r->worker) {
-        /* Only the worker read the migrations. Their checksums initialised OpenSSL here too (its
-         * providers, names and error strings stay allocated for good): a supervisor that will
-         * never probe over HTTP(S) has no further use for it. */
-        pge_migfile_set_free(&r->pre.files);
-        if (!r->curl_ready)
-            OPENSSL_cleanup();
-    }
-    long kb = pge_memtrim_release();
-    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }
 
 static void on_migrated(void *arg, struct pge_outcome out)
@@ -402,13 +409,20 @@ static int wants_apphealth(const struct pge_config *cfg)
            cfg->ncommand > 0 && !cfg->exec;
 }
 
-/* libcurl and the loop's curl driver for this process's part: the waits (HTTP dependencies),
- * or the application's health probe. A supervisor with a worker and no probe needs neither,
- * and so never initialises OpenSSL. */
-static int start_curl(struct run *r, struct pge_outcome *out)
+/* The work queue for the phases, and libcurl with the loop's curl driver only where something
+ * speaks HTTP: the waits (--wait-http) or the application's health probe (the supervisor's).
+ * libcurl initialises OpenSSL as a whole up front (about 3 ms before the first connection
+ * attempt could start); libpq initialises what it needs itself, while the server forks. */
+static int start_helpers(struct run *r, struct pge_outcome *out)
 {
     int phases = !r->worker || r->is_worker;
-    if (!phases && !wants_apphealth(r->cfg))
+    int http = (phases && r->cfg->nwait_http > 0) || (!r->is_worker && wants_apphealth(r->cfg));
+    if (phases && !(r->off = pge_workqueue_new(r->loop))) {
+        pge_error("out of memory");
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        return -1;
+    }
+    if (!http)
         return 0;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         pge_error("could not initialise libcurl");
@@ -416,10 +430,7 @@ static int start_curl(struct run *r, struct pge_outcome *out)
         return -1;
     }
     r->curl_ready = 1;
-    r->curl = pge_curlloop_new(r->loop);
-    if (phases && !r->off)
-        r->off = pge_workqueue_new(r->loop);
-    if (!r->curl || (phases && !r->off)) {
+    if (!(r->curl = pge_curlloop_new(r->loop))) {
         pge_error("out of memory");
         *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
         return -1;
@@ -514,13 +525,14 @@ static void on_worker_done(void *arg, struct pge_outcome out)
         pge_info("stop signal before the command started: exiting",
                  PGE_STR("signal", pge_parse_signal_name(r->stop_signo)));
         finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, r->stop_signo));
+        pge_worker_release(r->worker);
         return;
     }
-    if (out.kind != PGE_OUT_OK) {
+    if (out.kind != PGE_OUT_OK)
         finish(r, out);
-        return;
-    }
-    start_command(r);
+    else
+        start_command(r);
+    pge_worker_release(r->worker);
 }
 
 /* A supervised run with database work or dependencies to wait for does that work in a worker
@@ -583,7 +595,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     r.seed = seed();
     if (uses_worker(&r) && fork_worker(&r, &out) < 0)
         goto done;
-    if (start_curl(&r, &out) < 0)
+    if (start_helpers(&r, &out) < 0)
         goto done;
     if ((!r.worker || r.is_worker) && start_first_phase(&r) < 0)
         goto done;

@@ -104,7 +104,7 @@ int pge_worker_report(struct pge_worker *w, struct pge_outcome out, int timeout_
     for (;;) {
         ssize_t n = write(w->fd, &m, sizeof m);
         if (n == (ssize_t)sizeof m)
-            return 0;
+            break;
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return -1; /* EPIPE: the supervisor is gone */
         int64_t left = deadline - pge_runstate_mono_ms();
@@ -112,6 +112,18 @@ int pge_worker_report(struct pge_worker *w, struct pge_outcome out, int timeout_
             return -1;
         if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
             return -1;
+    }
+    /* Stay out of the way until the supervisor has acted on it: it closes its end once COMMAND
+     * is started (COMMAND's copy goes with its exec). The worker's teardown would otherwise
+     * compete for the CPU with COMMAND's start. */
+    pfd.events = 0;
+    for (;;) {
+        int64_t left = deadline - pge_runstate_mono_ms();
+        int n = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (n != 0 && !(n < 0 && errno == EINTR))
+            return 0;
+        if (left <= 0)
+            return 0;
     }
 }
 
@@ -271,6 +283,12 @@ fail:
     free(w);
     errno = saved;
     return -1;
+}
+
+void pge_worker_release(struct pge_worker *w)
+{
+    if (w && !w->is_worker)
+        stop_reading(w);
 }
 
 void pge_worker_signal(struct pge_worker *w, int signo)

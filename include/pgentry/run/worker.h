@@ -27,9 +27,14 @@ struct pge_worker;
 pid_t pge_worker_fork(struct pge_worker **w, struct ev_loop *loop, const struct pge_runstate *st,
                       pge_worker_state_cb on_state, pge_worker_done_cb on_done, void *arg);
 
-/* Worker side: report how the phases ended (and the final state) at once, waiting at most
- * timeout_ms for room in the pipe. Later calls do nothing. Returns 0, or -1 (supervisor gone). */
+/* Worker side: report how the phases ended (and the final state) at once, then wait until the
+ * supervisor has released the report (pge_worker_release()), both within timeout_ms. Later
+ * calls do nothing. Returns 0, or -1 (supervisor gone, or no room in time). */
 int pge_worker_report(struct pge_worker *w, struct pge_outcome out, int timeout_ms);
+
+/* Supervisor side, after done: acted on the outcome (COMMAND started, or the run ends); the
+ * worker may tear down now. */
+void pge_worker_release(struct pge_worker *w);
 
 /* Supervisor side: pass signo on to the worker while it runs. */
 void pge_worker_signal(struct pge_worker *w, int signo);

@@ -112,13 +112,7 @@ int main(int argc, char **argv)
         break;
     }
     default:
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            pge_error("could not initialise libcurl");
-            out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
-            break;
-        }
         out = pge_run(&cfg, environ, &orig_mask);
-        curl_global_cleanup();
         break;
     }
 done:

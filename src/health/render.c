@@ -327,7 +327,9 @@ static void render_server_metrics(struct pge_json_buf *b, const struct pge_runst
 
     metric_head(b, "pgentry_log_lines_dropped_total", "counter",
                 "Log lines dropped because stderr was full (or its reader gone).");
-    pge_json_printf(b, "pgentry_log_lines_dropped_total %llu\n", pge_logsink_dropped());
+    /* The database worker's drops too: one process to the outside. */
+    pge_json_printf(b, "pgentry_log_lines_dropped_total %llu\n",
+                    pge_logsink_dropped() + st->worker_log_dropped);
 
     metric_head(b, "process_start_time_seconds", "gauge",
                 "Start time of the process since the Unix epoch.");

@@ -1,7 +1,9 @@
 /* One pgentry run on the event loop: wait → migrate → supervise, with signals throughout. */
 #include "pgentry/run/run.h"
 
+#include <curl/curl.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "pgentry/net/curlloop.h"
 #include "pgentry/run/preflight.h"
 #include "pgentry/run/signals.h"
+#include "pgentry/run/worker.h"
 #include "pgentry/supervise/memtrim.h"
 #include "pgentry/supervise/supervisor.h"
 #include "pgentry/wait/wait.h"
@@ -37,12 +40,20 @@ struct run {
     struct pge_supervisor *super;
     struct pge_health *health;
     struct pge_apphealth *apphealth;
+    struct pge_worker *worker; /* the database phases' process (either side of it) */
+    int is_worker;             /* this process is that worker */
+    int curl_ready;            /* curl_global_init() was called */
     PGconn *conn;
     struct pge_signals sigs;
     struct pge_outcome outcome;
     int finished;
+    int stop_signo; /* a stop signal passed on to the worker */
     int exec_after; /* --exec: replace the process once the loop has ended */
 };
+
+/* How long the worker waits for room to report its outcome to a supervisor that stopped
+ * reading; the supervisor's death ends the worker anyway (SIGTERM). */
+#define REPORT_TIMEOUT_MS 5000
 
 static void finish(struct run *r, struct pge_outcome out)
 {
@@ -53,6 +64,9 @@ static void finish(struct run *r, struct pge_outcome out)
     if (out.kind != PGE_OUT_OK && out.kind != PGE_OUT_CHILD_EXIT &&
         out.kind != PGE_OUT_CHILD_SIGNAL)
         r->state.phase = PGE_PHASE_FAILED;
+    /* The supervisor starts COMMAND on this report: send it before any teardown. */
+    if (r->is_worker && pge_worker_report(r->worker, out, REPORT_TIMEOUT_MS) < 0)
+        pge_warn("database worker: the supervisor did not take the report");
     ev_break(r->loop, EVBREAK_ALL);
 }
 
@@ -61,12 +75,35 @@ static void on_super(void *arg, struct pge_outcome out)
     finish(arg, out);
 }
 
+/* COMMAND has exec'd: from here on pgentry only supervises. Give back what the start-up and
+ * the database work left behind, only now: trimming while COMMAND's process was still being
+ * set up cost it milliseconds (madvise's TLB shootdowns reach the other core). */
+static void on_running(void *arg)
+{
+    struct run *r = arg;
+    if (r->worker) {
+        /* Only the worker read the migrations. Their checksums initialised OpenSSL here too (its
+         * providers, names and error strings stay allocated for good): a supervisor that will
+         * never probe over HTTP(S) has no further use for it. */
+        pge_migfile_set_free(&r->pre.files);
+        if (!r->curl_ready)
+            OPENSSL_cleanup();
+    }
+    long kb = pge_memtrim_release();
+    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
+}
+
 static void start_command(struct run *r)
 {
     const struct pge_config *cfg = r->cfg;
     struct pge_outcome out;
     char err[512];
 
+    if (r->is_worker) {
+        /* The worker's part ends here; the supervisor runs COMMAND. */
+        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        return;
+    }
     if (r->conn) {
         /* The idle supervisor holds no database connection. */
         PQfinish(r->conn);
@@ -92,6 +129,7 @@ static void start_command(struct run *r)
         .stop_delay_ms = cfg->stop_delay_ms,
         .state = &r->state,
         .orig_mask = r->orig_mask,
+        .on_running = on_running,
     };
     r->state.phase = PGE_PHASE_STARTING;
     r->super = pge_supervisor_new(r->loop, &so, on_super, r);
@@ -105,9 +143,6 @@ static void start_command(struct run *r)
         finish(r, out);
         return;
     }
-    /* From here on pgentry only supervises: give back what the database work left behind. */
-    long kb = pge_memtrim_release();
-    pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }
 
 static void on_migrated(void *arg, struct pge_outcome out)
@@ -269,6 +304,16 @@ static void on_signal(void *arg, int signo)
         pge_supervisor_signal(r->super, signo);
         return;
     }
+    if (r->worker && !r->is_worker) {
+        /* The worker stops its phases as this process would (cancel, roll back, unlock). */
+        if (stop) {
+            r->stop_signo = signo;
+            pge_worker_signal(r->worker, signo);
+        } else
+            pge_debug("signal ignored: no command running",
+                      PGE_STR("signal", pge_parse_signal_name(signo)));
+        return;
+    }
     if (stop && r->mig && r->wait) {
         /* Waiting for the database again after a lost connection: the engine holds nothing. */
         pge_info("stop signal while waiting for the database again: exiting",
@@ -354,8 +399,44 @@ static int start_health(struct run *r, struct pge_outcome *out)
                            0);
         return -1;
     }
-    if (cfg->app_health_url && cfg->ncommand > 0 && !cfg->exec) {
-        r->apphealth = pge_apphealth_new(r->curl, r->loop, cfg->app_health_url, &r->state,
+    return 0;
+}
+
+/* --app-health-url: probed by the supervisor only. */
+static int wants_apphealth(const struct pge_config *cfg)
+{
+    return cfg->cmd == PGE_CMD_RUN && cfg->health_addr && cfg->app_health_url &&
+           cfg->ncommand > 0 && !cfg->exec;
+}
+
+/* The work queue for the phases, and libcurl with the loop's curl driver only where something
+ * speaks HTTP: the waits (--wait-http) or the application's health probe (the supervisor's).
+ * libcurl initialises OpenSSL as a whole up front (about 3 ms before the first connection
+ * attempt could start); libpq initialises what it needs itself, while the server forks. */
+static int start_helpers(struct run *r, struct pge_outcome *out)
+{
+    int phases = !r->worker || r->is_worker;
+    int http = (phases && r->cfg->nwait_http > 0) || (!r->is_worker && wants_apphealth(r->cfg));
+    if (phases && !(r->off = pge_workqueue_new(r->loop))) {
+        pge_error("out of memory");
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        return -1;
+    }
+    if (!http)
+        return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pge_error("could not initialise libcurl");
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        return -1;
+    }
+    r->curl_ready = 1;
+    if (!(r->curl = pge_curlloop_new(r->loop))) {
+        pge_error("out of memory");
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        return -1;
+    }
+    if (!r->is_worker && wants_apphealth(r->cfg)) {
+        r->apphealth = pge_apphealth_new(r->curl, r->loop, r->cfg->app_health_url, &r->state,
                                          PGE_APPHEALTH_INTERVAL_MS);
         if (!r->apphealth) {
             pge_error("out of memory");
@@ -378,6 +459,10 @@ static void cleanup(struct run *r)
     r->conn = NULL;
     PGE_CLEAR(r->curl, pge_curlloop_free);
     PGE_CLEAR(r->off, pge_workqueue_free);
+    PGE_CLEAR(r->worker, pge_worker_free);
+    if (r->curl_ready)
+        curl_global_cleanup();
+    r->curl_ready = 0;
     pge_signals_unwatch(&r->sigs);
     pge_logsink_detach();
 }
@@ -426,6 +511,57 @@ static int start_first_phase(struct run *r)
     return 0;
 }
 
+static void on_worker_state(void *arg, const struct pge_runstate *st)
+{
+    struct run *r = arg;
+    pge_worker_merge(&r->state, st);
+}
+
+static void on_worker_done(void *arg, struct pge_outcome out)
+{
+    struct run *r = arg;
+    if (out.kind == PGE_OUT_OK && r->stop_signo) {
+        /* The stop came as the worker finished: COMMAND must not start now. */
+        pge_info("stop signal before the command started: exiting",
+                 PGE_STR("signal", pge_parse_signal_name(r->stop_signo)));
+        finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, r->stop_signo));
+        pge_worker_release(r->worker);
+        return;
+    }
+    if (out.kind != PGE_OUT_OK)
+        finish(r, out);
+    else
+        start_command(r);
+    pge_worker_release(r->worker);
+}
+
+/* A supervised run with database work or dependencies to wait for does that work in a worker
+ * process: the supervisor that stays for the application's lifetime then never holds libpq's,
+ * OpenSSL's or the migrations' memory (bench/static.sh, case c). */
+static int uses_worker(const struct run *r)
+{
+    const struct pge_config *cfg = r->cfg;
+    return cfg->cmd == PGE_CMD_RUN && cfg->ncommand > 0 && !cfg->exec && !r->pre.offline &&
+           (r->pre.have_db || r->pre.migrate || cfg->nwait_tcp > 0 || cfg->nwait_http > 0);
+}
+
+static int fork_worker(struct run *r, struct pge_outcome *out)
+{
+    pid_t pid = pge_worker_fork(&r->worker, r->loop, &r->state, on_worker_state, on_worker_done, r);
+    if (pid < 0) {
+        pge_error("could not start the database worker process", PGE_STR("error", strerror(errno)));
+        *out = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
+        return -1;
+    }
+    if (pid == 0) {
+        r->is_worker = 1;
+        PGE_CLEAR(r->health, pge_health_free); /* the supervisor's; its socket stays open there */
+        return 0;
+    }
+    pge_debug("database phases run in a worker process", PGE_INT("pid", pid));
+    return 0;
+}
+
 struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigset_t *orig_mask)
 {
     struct run r;
@@ -454,16 +590,14 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     r.state.db.configured = cfg->db_configured;
     if (pge_preflight_check(&r.pre, cfg, envp, &out) < 0)
         goto done;
-    r.off = pge_workqueue_new(r.loop);
-    r.curl = pge_curlloop_new(r.loop);
-    if (!r.off || !r.curl) {
-        pge_error("out of memory");
-        goto done;
-    }
     if (start_health(&r, &out) < 0)
         goto done;
     r.seed = seed();
-    if (start_first_phase(&r) < 0)
+    if (uses_worker(&r) && fork_worker(&r, &out) < 0)
+        goto done;
+    if (start_helpers(&r, &out) < 0)
+        goto done;
+    if ((!r.worker || r.is_worker) && start_first_phase(&r) < 0)
         goto done;
     r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
     ev_run(r.loop, 0);
@@ -473,6 +607,8 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
     }
     out = r.exec_after ? exec_command(&r) : r.outcome;
 done:
+    if (r.is_worker)
+        pge_worker_report(r.worker, out, REPORT_TIMEOUT_MS); /* when finish() never ran */
     cleanup(&r);
     pge_preflight_free(&r.pre);
     return out;

@@ -238,6 +238,8 @@ static void on_report(struct ev_loop *loop, ev_io *w, int revents)
         if (s->opts.state->phase == PGE_PHASE_STARTING)
             s->opts.state->phase = s->opts.state->stopping ? PGE_PHASE_STOPPING : PGE_PHASE_RUNNING;
     }
+    if (s->opts.on_running)
+        s->opts.on_running(s->arg);
 }
 
 static void kill_group(pid_t pid, int sig)

@@ -506,6 +506,8 @@ int pge_wait_add_tcp(struct pge_wait *w, const char *hostport)
 
 int pge_wait_add_http(struct pge_wait *w, const char *url)
 {
+    if (!w->curl)
+        return -1; /* a caller's bug: HTTP needs the curl driver */
     struct dep *d = add(w, DEP_HTTP, "http");
     if (!d)
         return -1;

@@ -83,6 +83,8 @@ struct pge_runstate {
         int healthy;   /* --app-health-url answered 2xx recently (1 when unused) */
         int64_t started_mono_ms;
     } app;
+
+    unsigned long long worker_log_dropped; /* log lines the database worker had to drop */
 };
 
 /* Fill defaults: phase waiting, times from the clocks, ready_after_ms -1, app.healthy 1. */

@@ -26,10 +26,11 @@ struct pge_supervisor_opts {
     const struct pge_rewrite *rewrite;
     size_t nrewrite;
     int64_t stop_timeout_ms;
-    int64_t stop_delay_ms;      /* TERM/INT reach COMMAND only after this (0: at once) */
-    struct pge_runstate *state; /* app.* fields are kept up to date; may be NULL */
-    const sigset_t *orig_mask;  /* the mask pgentry started with: COMMAND gets it back (NULL:
-                                 * empty) */
+    int64_t stop_delay_ms;         /* TERM/INT reach COMMAND only after this (0: at once) */
+    struct pge_runstate *state;    /* app.* fields are kept up to date; may be NULL */
+    const sigset_t *orig_mask;     /* the mask pgentry started with: COMMAND gets it back (NULL:
+                                    * empty) */
+    void (*on_running)(void *arg); /* COMMAND's exec succeeded (arg: the callback's); may be NULL */
 };
 
 /* Called once, when the main child has exited and every remaining descendant has been dealt

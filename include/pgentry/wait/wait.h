@@ -31,7 +31,8 @@ struct pge_wait_opts {
 typedef void (*pge_wait_cb)(void *arg, enum pge_outcome_kind outcome, PGconn *conn);
 
 /* A waiter on loop. state (optional) receives attempts and errors for the health endpoint.
- * off, curl, state and the conninfo given later must outlive it. NULL when out of memory. */
+ * off, curl, state and the conninfo given later must outlive it; curl may be NULL when no HTTP
+ * dependency will be added. NULL when out of memory. */
 struct pge_wait *pge_wait_new(struct ev_loop *loop, struct pge_workqueue *off,
                               struct pge_curlloop *curl, struct pge_runstate *state,
                               const struct pge_wait_opts *opts, pge_wait_cb cb, void *arg);

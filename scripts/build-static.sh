@@ -8,8 +8,14 @@
 # ${PGENTRY_STATIC_CACHE:-/var/cache/pgentry-static}/<pkg>-<version>/, so a second run only
 # rebuilds pgentry itself.
 #
-# Usage: scripts/build-static.sh
+# Usage: scripts/build-static.sh [--arch x86_64|aarch64]
+#
+# --arch aarch64 (or PGENTRY_STATIC_ARCH=aarch64) cross-builds dist/pgentry-aarch64 on this
+# x86-64 machine with Debian's cross compiler (scripts/install-deps.sh cross) and musl 1.2.3 built
+# from Debian's musl source package into the cache; its cache entries are <pkg>-<version>-aarch64.
+# No foreign dpkg architecture is needed. Run the result with qemu-aarch64-static.
 # Environment:
+#   PGENTRY_STATIC_ARCH     target architecture: x86_64 (default) or aarch64
 #   PGENTRY_STATIC_CACHE    library cache (default /var/cache/pgentry-static)
 #   PGENTRY_STATIC_REFRESH  1: refresh the private source index even if it is less than a day old
 #   JOBS                    parallel make jobs (default: nproc)
@@ -23,8 +29,23 @@ die() {
 }
 say() { echo "== $*" >&2; }
 
+arch=${PGENTRY_STATIC_ARCH:-x86_64}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --arch) [ $# -gt 1 ] || die "--arch needs a value: x86_64 or aarch64"; arch=$2; shift 2 ;;
+    --arch=*) arch=${1#--arch=}; shift ;;
+    *) die "unknown argument $1 (usage: scripts/build-static.sh [--arch x86_64|aarch64])" ;;
+    esac
+done
+case "$arch" in
+x86_64 | amd64) arch=x86_64 ;;
+aarch64 | arm64) arch=aarch64 ;;
+*) die "unknown architecture $arch (x86_64 or aarch64)" ;;
+esac
+
 [ "$(uname -m)" = x86_64 ] || die "only x86-64 is supported (this is $(uname -m))"
 scripts/install-deps.sh static
+[ "$arch" = x86_64 ] || scripts/install-deps.sh cross
 
 cache=${PGENTRY_STATIC_CACHE:-/var/cache/pgentry-static}
 jobs=${JOBS:-$(nproc)}
@@ -39,8 +60,22 @@ if ! flock -n 9; then
 fi
 
 # musl-gcc has no kernel headers on its path; Debian's sit after musl's own headers.
-export CC=musl-gcc
-musl_cflags="-O2 -idirafter /usr/include -idirafter /usr/include/x86_64-linux-gnu"
+if [ "$arch" = x86_64 ]; then
+    export CC=musl-gcc
+    musl_cflags="-O2 -idirafter /usr/include -idirafter /usr/include/x86_64-linux-gnu"
+    sfx=           # cache entries: <pkg>-<version>
+    host=()        # autoconf: native build
+    ossl_target=linux-x86_64
+else
+    # CC is set once musl for aarch64 is built (below). The kernel headers are
+    # linux-libc-dev-arm64-cross's.
+    cross=aarch64-linux-gnu
+    musl_cflags="-O2 -idirafter /usr/$cross/include"
+    sfx=-$arch     # cache entries: <pkg>-<version>-aarch64, beside the x86-64 ones
+    host=(--host="$cross")
+    ossl_target=linux-aarch64
+    export AR=$cross-ar RANLIB=$cross-ranlib NM=$cross-nm
+fi
 
 # --- private apt configuration: the machine's deb entries, as deb-src ------------------------
 apt_dir=$cache/apt
@@ -121,13 +156,13 @@ lib() {
     mapfile -t versions < <(src_versions "$pkg")
     [ ${#versions[@]} -gt 0 ] || die "no source package $pkg in the index (sources: $apt_dir/sources.list.d)"
     for ver in "${versions[@]}"; do
-        d=$cache/$pkg-${ver#*:}
+        d=$cache/$pkg-${ver#*:}$sfx
         if [ -f "$d/.built" ]; then
             prefix=$d
             echo "$pkg $ver: cached" >&2
             return 0
         fi
-        work=$cache/build/$pkg-${ver#*:}
+        work=$cache/build/$pkg-${ver#*:}$sfx
         # The security suite's index can name a version the archive no longer (or not yet) has:
         # remember that until the next refresh of the index, and take the next version.
         if grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || ! fetch "$pkg" "$ver" "$work"; then
@@ -154,9 +189,19 @@ lib() {
 }
 
 # --- the libraries ------------------------------------------------------------------------------
+# musl itself, for a cross build only (x86-64 uses musl-tools): static libc, headers and the
+# musl-gcc wrapper (bin/musl-gcc, calling aarch64-linux-gnu-gcc with musl's specs file).
+build_musl() {
+    local p=$1
+    ./configure --prefix="$p" --target="$cross" --disable-shared --enable-wrapper=gcc \
+        CC="$cross-gcc" CROSS_COMPILE="$cross-"
+    make -j"$jobs"
+    make install
+}
+
 build_openssl() {
     local p=$1
-    ./Configure linux-x86_64 no-shared no-tests no-engine no-dso no-async no-afalgeng \
+    ./Configure "$ossl_target" no-shared no-tests no-engine no-dso no-async no-afalgeng \
         --prefix="$p" --libdir=lib --openssldir=/usr/lib/ssl $musl_cflags
     make -j"$jobs" build_libs
     make install_dev
@@ -165,7 +210,7 @@ build_openssl() {
 
 build_libpq() {
     local p=$1
-    ./configure --prefix="$p" --without-readline --without-zlib --without-icu --without-gssapi \
+    ./configure "${host[@]}" --prefix="$p" --without-readline --without-zlib --without-icu --without-gssapi \
         --without-ldap --without-llvm --disable-nls --with-ssl=openssl \
         --with-includes="$openssl/include" --with-libraries="$openssl/lib" CFLAGS="$musl_cflags"
     make -C src/port -j"$jobs" libpgport_shlib.a
@@ -179,7 +224,7 @@ build_libpq() {
 build_curl() {
     local p=$1
     # HTTP and HTTPS only, over OpenSSL; every other protocol and optional library is left out.
-    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+    ./configure "${host[@]}" --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
         --with-openssl="$openssl" \
         --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp \
         --disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap \
@@ -199,7 +244,7 @@ build_curl() {
 
 build_libev() {
     local p=$1
-    ./configure --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
+    ./configure "${host[@]}" --prefix="$p" --disable-shared --enable-static --disable-dependency-tracking \
         CFLAGS="$musl_cflags"
     make -j"$jobs"
     make install-libLTLIBRARIES install-includeHEADERS
@@ -207,6 +252,11 @@ build_libev() {
 }
 
 t_start=$SECONDS
+if [ "$arch" != x86_64 ]; then
+    lib musl build_musl
+    export CC=$prefix/bin/musl-gcc
+    [ -x "$CC" ] || die "musl for $arch has no musl-gcc wrapper ($CC)"
+fi
 lib openssl build_openssl
 openssl=$prefix
 lib postgresql-15 build_libpq
@@ -218,26 +268,41 @@ libev=$prefix
 say "libraries ready in $((SECONDS - t_start)) s"
 
 # --- pgentry ------------------------------------------------------------------------------------
-say "building pgentry (static, musl)"
-bdir=$root/build-static
-cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=musl-gcc \
+if [ "$arch" = x86_64 ]; then
+    bdir=$root/build-static
+    bin=$root/dist/pgentry
+    strip="strip"
+    cross_cmake=(-DCMAKE_C_COMPILER=musl-gcc)
+    run=()
+    what="static, musl"
+else
+    bdir=$root/build-static-$arch
+    bin=$root/dist/pgentry-$arch
+    strip=$cross-strip
+    cross_cmake=(-DCMAKE_C_COMPILER="$CC" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$arch"
+        -DCMAKE_AR="$(command -v "$AR")" -DCMAKE_RANLIB="$(command -v "$RANLIB")" -DPGENTRY_STATIC_ARCH="$arch")
+    run=(qemu-"$arch"-static)
+    what="static, musl, $arch"
+fi
+name=dist/$(basename "$bin")
+say "building pgentry ($what)"
+cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release "${cross_cmake[@]}" \
     -DPGENTRY_STATIC=ON -DPGENTRY_TESTS=OFF \
     -DPGENTRY_STATIC_OPENSSL="$openssl" -DPGENTRY_STATIC_LIBPQ="$libpq" \
     -DPGENTRY_STATIC_CURL="$curl" -DPGENTRY_STATIC_LIBEV="$libev" >/dev/null
 cmake --build "$bdir" -j"$jobs" --target pgentry
 
 mkdir -p "$root/dist"
-cp "$bdir/pgentry" "$root/dist/pgentry.tmp"
-strip --strip-all "$root/dist/pgentry.tmp"
-mv "$root/dist/pgentry.tmp" "$root/dist/pgentry"
+cp "$bdir/pgentry" "$bin.tmp"
+"$strip" --strip-all "$bin.tmp"
+mv "$bin.tmp" "$bin"
 
 # --- verify: no interpreter, no dynamic section, no NSS or dlopen -------------------------------
-bin=$root/dist/pgentry
 desc=$(file -b "$bin")
-[[ "$desc" == *"statically linked"* ]] || die "dist/pgentry is not statically linked: $desc"
-if readelf -lW "$bin" | grep -q INTERP; then die "dist/pgentry has a program interpreter"; fi
-if readelf -dW "$bin" | grep -q NEEDED; then die "dist/pgentry needs shared libraries"; fi
-[ -z "$(readelf -lW "$bin" | awk '$1 == "DYNAMIC"')" ] || die "dist/pgentry has a dynamic section"
-"$bin" --version >/dev/null || die "dist/pgentry --version failed"
-say "dist/pgentry: $(stat -c %s "$bin") bytes, $("$bin" --version)"
+[[ "$desc" == *"statically linked"* ]] || die "$name is not statically linked: $desc"
+if readelf -lW "$bin" | grep -q INTERP; then die "$name has a program interpreter"; fi
+if readelf -dW "$bin" | grep -q NEEDED; then die "$name needs shared libraries"; fi
+[ -z "$(readelf -lW "$bin" | awk '$1 == "DYNAMIC"')" ] || die "$name has a dynamic section"
+"${run[@]}" "$bin" --version >/dev/null || die "$name --version failed"
+say "$name: $(stat -c %s "$bin") bytes, $("${run[@]}" "$bin" --version)"
 say "done in $((SECONDS - t_start)) s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages pgentry needs that are not there yet (build, tests, demo).
-# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|package|static]...   (default: build test)
+# Usage: scripts/install-deps.sh [build|test|demo|bench|e2e|package|static|cross]...   (default: build test)
 set -euo pipefail
 
 build=(build-essential cmake pkg-config git libpq-dev libev-dev libcurl4-openssl-dev libssl-dev
@@ -16,6 +16,10 @@ package=(dpkg-dev lintian scdoc binutils)  # scripts/package.sh
 # scripts/build-static.sh (musl, Debian source packages) and tests/static/empty_root.sh
 static=(musl-tools dpkg-dev file binutils perl make ca-certificates busybox-static openssl
         postgresql util-linux python3)
+# scripts/build-static.sh --arch aarch64 and tests/static/aarch64.sh: amd64 packages only (the
+# machine gets no foreign architecture); musl for aarch64 is built from source by the script.
+cross=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+       linux-libc-dev-arm64-cross qemu-user-static)
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build test)
@@ -30,7 +34,8 @@ for g in "${groups[@]}"; do
     e2e) want+=("${e2e[@]}") ;;
     package) want+=("${package[@]}") ;;
     static) want+=("${build[@]}" "${static[@]}") ;;
-    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, package, static)" >&2; exit 64 ;;
+    cross) want+=("${cross[@]}") ;;
+    *) echo "install-deps: unknown group $g (build, test, demo, bench, e2e, package, static, cross)" >&2; exit 64 ;;
     esac
 done
 

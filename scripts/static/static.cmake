@@ -18,10 +18,22 @@ endif()
 # Criterion and the bench drivers are built against glibc: not part of the static build.
 set(PGENTRY_TESTS OFF)
 
+# x86_64, or aarch64 for the cross build (scripts/build-static.sh --arch aarch64, with the
+# musl-gcc wrapper that script built for aarch64).
+set(PGENTRY_STATIC_ARCH "x86_64" CACHE STRING "Target architecture of the static build")
 # musl-gcc has no kernel headers on its path; Debian's come after musl's own.
 # (SHELL: keeps CMake from merging the repeated -idirafter.)
-add_compile_options("SHELL:-idirafter /usr/include" "SHELL:-idirafter /usr/include/x86_64-linux-gnu"
-                    "SHELL:-include ${CMAKE_CURRENT_LIST_DIR}/musl_compat.h")
+if(PGENTRY_STATIC_ARCH STREQUAL "x86_64")
+  add_compile_options("SHELL:-idirafter /usr/include" "SHELL:-idirafter /usr/include/x86_64-linux-gnu")
+  set(arch_info "")
+elseif(PGENTRY_STATIC_ARCH STREQUAL "aarch64")
+  # linux-libc-dev-arm64-cross's headers.
+  add_compile_options("SHELL:-idirafter /usr/aarch64-linux-gnu/include")
+  set(arch_info " aarch64")
+else()
+  message(FATAL_ERROR "PGENTRY_STATIC_ARCH must be x86_64 or aarch64 (got ${PGENTRY_STATIC_ARCH})")
+endif()
+add_compile_options("SHELL:-include ${CMAKE_CURRENT_LIST_DIR}/musl_compat.h")
 add_link_options(-static)
 
 find_package(Threads REQUIRED)
@@ -68,5 +80,5 @@ set(LIBEV_LIBRARY "${PGENTRY_STATIC_LIBEV}/lib/libev.a" CACHE FILEPATH "" FORCE)
 # Upstream version plus Debian revision, e.g. libpq 15.18-0+deb12u1. The semicolon is written
 # as the C escape \073: a literal one would split the definition as a CMake list.
 set(PGENTRY_BUILD_INFO
-    "static\\073 libpq ${PGENTRY_STATIC_LIBPQ_VERSION}, OpenSSL ${PGENTRY_STATIC_OPENSSL_VERSION}, libcurl ${PGENTRY_STATIC_CURL_VERSION}, libev ${PGENTRY_STATIC_LIBEV_VERSION}")
+    "static${arch_info}\\073 libpq ${PGENTRY_STATIC_LIBPQ_VERSION}, OpenSSL ${PGENTRY_STATIC_OPENSSL_VERSION}, libcurl ${PGENTRY_STATIC_CURL_VERSION}, libev ${PGENTRY_STATIC_LIBEV_VERSION}")
 message(STATUS "static build: ${PGENTRY_BUILD_INFO}")

@@ -39,28 +39,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-passed=0
-failed=0
-ok() {
-    echo "ok   - $1"
-    passed=$((passed + 1))
-}
-bad() {
-    echo "FAIL - $1" >&2
-    [ $# -gt 1 ] && printf '       %s\n' "${@:2}" >&2
-    failed=$((failed + 1))
-}
-
-# Poll CMD until it succeeds, every 20 ms, for at most SECONDS.
-poll() {
-    local secs=$1 deadline
-    shift
-    deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.02
-    done
-}
+# shellcheck source=lib.sh
+source tests/static/lib.sh
 
 host=db.pgentry.test
 pw=empty-root-pw
@@ -205,27 +185,7 @@ chroot "$R" /pgentry --health-addr "127.0.0.1:$hport" --migrations /migrations -
     -- /busybox sleep 600 >"$T/app.log" 2>&1 &
 app_pid=$!
 hc_url="http://$host:$hport/readyz"
-if poll 15 pge healthcheck "$hc_url"; then
-    ok "pgentry healthcheck $hc_url: healthy while COMMAND runs"
-else
-    bad "pgentry healthcheck never reported healthy" "$(pge healthcheck "$hc_url" 2>&1 || true)" "$(cat "$T/app.log")"
-fi
-kill -TERM "$app_pid"
-rc=0
-wait "$app_pid" || rc=$?
-app_pid=
-if [ "$rc" = 143 ]; then
-    ok "TERM reaches the supervised app; pgentry exits 143"
-else
-    bad "after TERM pgentry exited $rc, expected 143" "$(cat "$T/app.log")"
-fi
-rc=0
-out=$(pge healthcheck "$hc_url" 2>&1) || rc=$?
-if [ "$rc" = 1 ]; then
-    ok "pgentry healthcheck says unhealthy (1) once pgentry is gone"
-else
-    bad "pgentry healthcheck with nothing listening: expected 1, got $rc" "$out"
-fi
+health_term 15 "$hc_url" "$T/app.log"
 
 # 7. Nothing was added to the root behind our back (no NSS files, no loader).
 extra=$(cd "$R" && find . -mindepth 1 -not -type d | sort |
@@ -236,5 +196,4 @@ else
     bad "unexpected files in the root" "$extra"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

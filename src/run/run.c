@@ -1,5 +1,7 @@
-/* One pgentry run on the event loop: wait → migrate → supervise, with signals throughout. */
+/* One pgentry run on the event loop: set-up, signals, the worker process, supervise or exec;
+ * the database phases themselves are in phases.c. */
 #include "pgentry/run/run.h"
+#include "run_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,37 +27,11 @@
 #include "pgentry/supervise/supervisor.h"
 #include "pgentry/wait/wait.h"
 
-struct run {
-    struct ev_loop *loop;
-    const struct pge_config *cfg;
-    char **envp;
-    const sigset_t *orig_mask;
-    struct pge_runstate state;
-    struct pge_workqueue *off;
-    struct pge_curlloop *curl;
-    struct pge_preflight pre; /* what was checked and read before waiting */
-    struct pge_wait *wait;
-    struct pge_migrate *mig;
-    uint64_t seed;
-    struct pge_supervisor *super;
-    struct pge_health *health;
-    struct pge_apphealth *apphealth;
-    struct pge_worker *worker; /* the database phases' process (either side of it) */
-    int is_worker;             /* this process is that worker */
-    int curl_ready;            /* curl_global_init() was called */
-    PGconn *conn;
-    struct pge_signals sigs;
-    struct pge_outcome outcome;
-    int finished;
-    int stop_signo; /* a stop signal passed on to the worker */
-    int exec_after; /* --exec: replace the process once the loop has ended */
-};
-
 /* How long the worker waits for room to report its outcome to a supervisor that stopped
  * reading; the supervisor's death ends the worker anyway (SIGTERM). */
 #define REPORT_TIMEOUT_MS 5000
 
-static void finish(struct run *r, struct pge_outcome out)
+void pge_run_finish(struct run *r, struct pge_outcome out)
 {
     if (r->finished)
         return;
@@ -72,7 +48,7 @@ static void finish(struct run *r, struct pge_outcome out)
 
 static void on_super(void *arg, struct pge_outcome out)
 {
-    finish(arg, out);
+    pge_run_finish(arg, out);
 }
 
 /* COMMAND has exec'd: from here on pgentry only supervises. Give back what the start-up and
@@ -93,7 +69,7 @@ static void on_running(void *arg)
     pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }
 
-static void start_command(struct run *r)
+void pge_run_start_command(struct run *r)
 {
     const struct pge_config *cfg = r->cfg;
     struct pge_outcome out;
@@ -101,7 +77,7 @@ static void start_command(struct run *r)
 
     if (r->is_worker) {
         /* The worker's part ends here; the supervisor runs COMMAND. */
-        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
         return;
     }
     if (r->conn) {
@@ -110,12 +86,12 @@ static void start_command(struct run *r)
         r->conn = NULL;
     }
     if (cfg->cmd != PGE_CMD_RUN || cfg->ncommand == 0) {
-        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
         return;
     }
     if (cfg->exec) {
         r->exec_after = 1;
-        finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_OK, 0));
         return;
     }
     struct pge_supervisor_opts so = {
@@ -135,153 +111,14 @@ static void start_command(struct run *r)
     r->super = pge_supervisor_new(r->loop, &so, on_super, r);
     if (!r->super) {
         pge_error("out of memory starting the command");
-        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
         return;
     }
     if (pge_supervisor_start(r->super, &out, err, sizeof err) < 0) {
         pge_error(err);
-        finish(r, out);
+        pge_run_finish(r, out);
         return;
     }
-}
-
-static void on_migrated(void *arg, struct pge_outcome out)
-{
-    struct run *r = arg;
-    pge_migrate_free(r->mig);
-    r->mig = NULL;
-    if (out.kind != PGE_OUT_OK || r->cfg->cmd != PGE_CMD_RUN) {
-        finish(r, out);
-        return;
-    }
-    start_command(r);
-}
-
-static enum pge_migrate_op migrate_op(const struct pge_config *cfg)
-{
-    switch (cfg->cmd) {
-    case PGE_CMD_UPGRADE:
-        return PGE_MIGRATE_UPGRADE;
-    case PGE_CMD_DOWNGRADE:
-        return PGE_MIGRATE_DOWNGRADE;
-    case PGE_CMD_STAMP:
-        return PGE_MIGRATE_STAMP;
-    case PGE_CMD_CURRENT:
-        return PGE_MIGRATE_CURRENT;
-    case PGE_CMD_HISTORY:
-        return PGE_MIGRATE_HISTORY;
-    case PGE_CMD_STATUS:
-        return PGE_MIGRATE_STATUS;
-    case PGE_CMD_VERIFY:
-        return PGE_MIGRATE_VERIFY;
-    default:
-        if (cfg->migrate_cmd)
-            return PGE_MIGRATE_COMMAND;
-        if (cfg->wait_migrations)
-            return PGE_MIGRATE_WAIT;
-        return PGE_MIGRATE_UPGRADE;
-    }
-}
-
-static int start_wait(struct run *r, pge_wait_cb cb, int database_only);
-
-/* The database is back (or not, in time): hand the engine its new connection. */
-static void on_rewait(void *arg, enum pge_outcome_kind outcome, PGconn *conn)
-{
-    struct run *r = arg;
-    pge_wait_free(r->wait);
-    r->wait = NULL;
-    if (outcome != PGE_OUT_OK) {
-        if (outcome == PGE_OUT_NOT_READY)
-            pge_error("database connection not regained within --wait-timeout: giving up; "
-                      "nothing half-applied was recorded",
-                      PGE_MS("wait_timeout", r->cfg->wait_timeout_ms));
-        pge_migrate_free(r->mig);
-        r->mig = NULL;
-        finish(r, PGE_OUTCOME(outcome, 0));
-        return;
-    }
-    r->conn = conn;
-    r->state.phase = PGE_PHASE_MIGRATING;
-    pge_migrate_resume(r->mig, conn);
-}
-
-/* The engine lost its connection where the server rolled everything back: wait for the
- * database again as at the start (same settings, pacing and --wait-timeout, from now). */
-static void on_conn_lost(void *arg)
-{
-    struct run *r = arg;
-    PQfinish(r->conn);
-    r->conn = NULL;
-    r->state.phase = PGE_PHASE_WAITING;
-    r->state.db.ready = 0;
-    if (r->cfg->wait_timeout_ms > 0)
-        pge_info("waiting for the database again", PGE_MS("wait_timeout", r->cfg->wait_timeout_ms));
-    else
-        pge_info("waiting for the database again", PGE_STR("wait_timeout", "forever"));
-    if (start_wait(r, on_rewait, 1) < 0) {
-        pge_error("could not wait for the database again (out of memory)");
-        pge_migrate_free(r->mig);
-        r->mig = NULL;
-        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-    }
-}
-
-static void start_migrations(struct run *r)
-{
-    const struct pge_config *cfg = r->cfg;
-    if (!r->pre.migrate) {
-        start_command(r);
-        return;
-    }
-    struct pge_migrate_opts mo = {
-        .files = &r->pre.files,
-        .table = cfg->table,
-        .sql_only = cfg->sql_only,
-        .allow_out_of_order = cfg->allow_out_of_order,
-        .format_json = cfg->format_json,
-        .exit_code = cfg->exit_code,
-        .lock_wait_ms = cfg->lock_wait_ms,
-        .lock_timeout_ms = cfg->lock_timeout_ms,
-        .statement_timeout_ms = cfg->statement_timeout_ms,
-        .wait_timeout_ms = cfg->wait_timeout_ms,
-        .backoff_initial_ms = cfg->backoff_initial_ms,
-        .backoff_max_ms = cfg->backoff_max_ms,
-        .seed = r->seed,
-        .migrate_cmd = cfg->migrate_cmd,
-        .stop_timeout_ms = cfg->stop_timeout_ms,
-        /* --migrate-cmd migrates through the direct connection too. */
-        .database_url = cfg->migrate_database_url ? cfg->migrate_database_url : cfg->database_url,
-        .envp = r->envp,
-        .orig_mask = r->orig_mask,
-        .account = r->pre.have_account ? &r->pre.account : NULL,
-        .user = cfg->user,
-        .state = &r->state,
-        .progress_db = r->pre.have_db ? &r->pre.db : NULL,
-        .connect_timeout_ms = cfg->connect_timeout_ms,
-        .reconnect = on_conn_lost,
-    };
-    r->state.phase = PGE_PHASE_MIGRATING;
-    r->mig = pge_migrate_new(r->loop, r->off, r->conn, &mo, on_migrated, r);
-    if (!r->mig) {
-        pge_error("out of memory starting migrations");
-        finish(r, PGE_OUTCOME(PGE_OUT_INTERNAL, 0));
-        return;
-    }
-    pge_migrate_start(r->mig, migrate_op(cfg), cfg->target);
-}
-
-static void on_wait(void *arg, enum pge_outcome_kind outcome, PGconn *conn)
-{
-    struct run *r = arg;
-    pge_wait_free(r->wait);
-    r->wait = NULL;
-    r->conn = conn; /* NULL unless PGE_OUT_OK */
-    if (outcome != PGE_OUT_OK || r->cfg->cmd == PGE_CMD_WAIT) {
-        finish(r, PGE_OUTCOME(outcome, 0));
-        return;
-    }
-    start_migrations(r);
 }
 
 /* Every signal of the run: the supervisor's while it supervises; before that a stop signal
@@ -333,7 +170,7 @@ static void on_signal(void *arg, int signo)
         pge_info("stop signal before the command started: exiting",
                  PGE_STR("signal", pge_parse_signal_name(signo)),
                  PGE_STR("phase", pge_runstate_phase_name(r->state.phase)));
-        finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, signo));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, signo));
         return;
     }
     pge_debug("signal ignored: no command running",
@@ -345,36 +182,6 @@ static uint64_t seed(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
-}
-
-/* Start the waiter with cb; database_only: the database alone (database subcommands, and
- * regaining a lost connection). */
-static int start_wait(struct run *r, pge_wait_cb cb, int database_only)
-{
-    const struct pge_config *cfg = r->cfg;
-    struct pge_wait_opts wo = {
-        .wait_timeout_ms = cfg->wait_timeout_ms,
-        .connect_timeout_ms = cfg->connect_timeout_ms,
-        .backoff_initial_ms = cfg->backoff_initial_ms,
-        .backoff_max_ms = cfg->backoff_max_ms,
-        .seed = r->seed,
-        .create_database = cfg->create_database,
-    };
-    r->wait = pge_wait_new(r->loop, r->off, r->curl, &r->state, &wo, cb, r);
-    if (!r->wait)
-        return -1;
-    if (r->pre.have_db && pge_wait_add_postgres(r->wait, &r->pre.db) < 0)
-        return -1;
-    if (!database_only) {
-        for (size_t i = 0; i < cfg->nwait_tcp; i++)
-            if (pge_wait_add_tcp(r->wait, cfg->wait_tcp[i]) < 0)
-                return -1;
-        for (size_t i = 0; i < cfg->nwait_http; i++)
-            if (pge_wait_add_http(r->wait, cfg->wait_http[i]) < 0)
-                return -1;
-    }
-    pge_wait_start(r->wait);
-    return 0;
 }
 
 /* The health endpoint answers from the first moment: while waiting and migrating too. Only
@@ -490,27 +297,6 @@ static struct pge_outcome exec_command(struct run *r)
     return out;
 }
 
-/* Database subcommands wait for the database only. */
-static int cfg_database_only(const struct pge_config *cfg)
-{
-    return cfg->cmd != PGE_CMD_RUN && cfg->cmd != PGE_CMD_WAIT;
-}
-
-/* Start the first phase: the wait, or straight to migrations for upgrade --sql offline. */
-static int start_first_phase(struct run *r)
-{
-    if (r->pre.offline) {
-        /* upgrade --sql without a database: print the plan from an empty history. */
-        start_migrations(r);
-        return 0;
-    }
-    if (start_wait(r, on_wait, cfg_database_only(r->cfg)) < 0) {
-        pge_error("could not set up the dependency checks (out of memory)");
-        return -1;
-    }
-    return 0;
-}
-
 static void on_worker_state(void *arg, const struct pge_runstate *st)
 {
     struct run *r = arg;
@@ -524,14 +310,14 @@ static void on_worker_done(void *arg, struct pge_outcome out)
         /* The stop came as the worker finished: COMMAND must not start now. */
         pge_info("stop signal before the command started: exiting",
                  PGE_STR("signal", pge_parse_signal_name(r->stop_signo)));
-        finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, r->stop_signo));
+        pge_run_finish(r, PGE_OUTCOME(PGE_OUT_STOPPED, r->stop_signo));
         pge_worker_release(r->worker);
         return;
     }
     if (out.kind != PGE_OUT_OK)
-        finish(r, out);
+        pge_run_finish(r, out);
     else
-        start_command(r);
+        pge_run_start_command(r);
     pge_worker_release(r->worker);
 }
 
@@ -597,7 +383,7 @@ struct pge_outcome pge_run(const struct pge_config *cfg, char **envp, const sigs
         goto done;
     if (start_helpers(&r, &out) < 0)
         goto done;
-    if ((!r.worker || r.is_worker) && start_first_phase(&r) < 0)
+    if ((!r.worker || r.is_worker) && pge_run_start_phases(&r) < 0)
         goto done;
     r.outcome = PGE_OUTCOME(PGE_OUT_INTERNAL, 0);
     ev_run(r.loop, 0);

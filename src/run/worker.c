@@ -48,8 +48,7 @@ struct pge_worker {
     /* worker side */
     ev_prepare publish;
     const struct pge_runstate *st;
-    struct pge_runstate sent; /* what the supervisor has, to send only changes */
-    int dirty;                /* a change could not be sent: the pipe was full */
+    struct pge_runstate sent; /* what the supervisor has (zeros before the first send) */
 };
 
 void pge_worker_merge(struct pge_runstate *dst, const struct pge_runstate *src)
@@ -83,11 +82,9 @@ static void on_publish(struct ev_loop *loop, ev_prepare *p, int revents)
     if (w->reported)
         return;
     fill(w, &m, MSG_STATE, PGE_OUTCOME(PGE_OUT_OK, 0));
-    if (!w->dirty && memcmp(&m.state, &w->sent, sizeof w->sent) == 0)
+    if (memcmp(&m.state, &w->sent, sizeof w->sent) == 0)
         return;
-    ssize_t n = write(w->fd, &m, sizeof m);
-    w->dirty = n != (ssize_t)sizeof m;
-    if (!w->dirty)
+    if (write(w->fd, &m, sizeof m) == (ssize_t)sizeof m)
         w->sent = m.state;
 }
 
@@ -129,7 +126,7 @@ int pge_worker_report(struct pge_worker *w, struct pge_outcome out, int timeout_
 
 /* In the new process: a loop of its own, its own process group, and the supervisor's death
  * turned into a stop signal. */
-static int become_worker(struct pge_worker *w, pid_t parent)
+static void become_worker(struct pge_worker *w, pid_t parent)
 {
     ev_loop_fork(w->loop);
     if (setpgid(0, 0) < 0)
@@ -142,13 +139,11 @@ static int become_worker(struct pge_worker *w, pid_t parent)
     w->is_worker = 1;
     w->pid = 0;
     memset(&w->sent, 0, sizeof w->sent);
-    w->dirty = 1;
     ev_prepare_init(&w->publish, on_publish);
     w->publish.data = w;
     ev_prepare_start(w->loop, &w->publish);
     /* The publisher must not keep the worker's loop alive on its own. */
     ev_unref(w->loop);
-    return 0;
 }
 
 /* ---- supervisor side ---------------------------------------------------------------------- */

@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -102,6 +104,55 @@ static void child_exec(const struct pge_spawn_cmd *c, int fd)
     report_and_exit(fd, PGE_SPAWN_STAGE_EXEC, e, NULL, e == ENOENT ? 127 : 126);
 }
 
+struct child_args {
+    const struct pge_spawn_cmd *cmd;
+    int fd;
+};
+
+static int child_main(void *arg)
+{
+    const struct child_args *a = arg;
+    child_exec(a->cmd, a->fd);
+    return 127;
+}
+
+/* Room for the child's frames up to exec: execvpe builds each PATH candidate (up to PATH_MAX
+ * plus NAME_MAX) on the stack. */
+#define CHILD_STACK (128 * 1024)
+
+/* Start the child on a stack of its own in our memory, suspended until it has exec'd or exited
+ * (as posix_spawn does): no page tables to copy and no copy-on-write faults in the child, which
+ * made fork-to-exec 3-5 ms of the start-up on a loaded VM (docs/performance.md). Not with
+ * --user: the C library's setuid/setgid/setgroups stop every thread to change them all, through
+ * memory this child would share with ours, and would change our threads' credentials too. */
+static pid_t spawn_blocked(const struct pge_spawn_cmd *c, int fd)
+{
+    if (c->account && c->account->switch_ids) {
+        pid_t pid = fork_blocked();
+        if (pid == 0)
+            child_exec(c, fd);
+        return pid;
+    }
+    void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -1;
+    struct child_args a = {c, fd};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* x86-64 and aarch64 stacks grow down: the child starts at the top. */
+    pid_t pid =
+        clone(child_main, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* The child has exec'd or exited: nothing runs on its stack any more. */
+    if (munmap(stack, CHILD_STACK) < 0)
+        pge_debug("munmap", PGE_STR("error", strerror(errno)));
+    errno = e;
+    return pid;
+}
+
 pid_t pge_spawn_command(const struct pge_spawn_cmd *c, int *report_fd, char *err, size_t errsize)
 {
     int p[2];
@@ -110,11 +161,7 @@ pid_t pge_spawn_command(const struct pge_spawn_cmd *c, int *report_fd, char *err
         pge_errbuf_set(err, errsize, "pipe: %s", strerror(errno));
         return -1;
     }
-    pid_t pid = fork_blocked();
-    if (pid == 0) {
-        close(p[0]);
-        child_exec(c, p[1]);
-    }
+    pid_t pid = spawn_blocked(c, p[1]);
     int fork_errno = errno;
     close(p[1]);
     if (pid < 0) {

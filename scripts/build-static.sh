@@ -150,7 +150,7 @@ fetch() {
 # lib PKG BUILDFN: make sure $cache/PKG-VERSION holds the built library for the newest version
 # of PKG the archive can serve, building it with BUILDFN SRC PREFIX if needed. Sets $prefix.
 lib() {
-    local pkg=$1 build=$2 ver d work tried=()
+    local pkg=$1 build=$2 ver d work rc tried=()
     local versions
     apt_refresh
     mapfile -t versions < <(src_versions "$pkg")
@@ -175,7 +175,13 @@ lib() {
         local t0=$SECONDS
         rm -rf "$d"
         mkdir -p "$d/lib" "$d/include"
-        (cd "$work/src" && "$build" "$d") >"$work/build.log" 2>&1 ||
+        # Not "( ... ) || die": on the left of || bash ignores set -e inside the subshell too, so
+        # a failing step (a make, a check) would go unnoticed unless it were the build's last.
+        set +e
+        (set -e; cd "$work/src"; "$build" "$d") >"$work/build.log" 2>&1
+        rc=$?
+        set -e
+        [ "$rc" = 0 ] ||
             { tail -30 "$work/build.log" >&2; die "building $pkg $ver failed (log: $work/build.log)"; }
         echo "${ver#*:}" >"$d/debian-version"
         upstream "$ver" >"$d/version"
@@ -213,6 +219,9 @@ build_libpq() {
     ./configure "${host[@]}" --prefix="$p" --without-readline --without-zlib --without-icu --without-gssapi \
         --without-ldap --without-llvm --disable-nls --with-ssl=openssl \
         --with-includes="$openssl/include" --with-libraries="$openssl/lib" CFLAGS="$musl_cflags"
+    # errcodes.h and the other generated headers src/common needs (libpq's own make would make
+    # them, but src/common comes first).
+    make -C src/backend generated-headers
     make -C src/port -j"$jobs" libpgport_shlib.a
     make -C src/common -j"$jobs" libpgcommon_shlib.a
     make -C src/interfaces/libpq -j"$jobs" libpq.a

@@ -141,7 +141,7 @@ scram_url="postgres://scramuser:scram-pw@$host:$port/postgres?sslmode=disable"
 secret=$(psql_host -c "select split_part(rolpassword, ':', 1) from pg_authid where rolname = 'scramuser'" 2>&1 || true)
 rc=0
 out=$(pge wait --database-url "$scram_url" --wait-timeout 10s 2>&1) || rc=$?
-if [ "$rc" = 0 ] && [ "$secret" = 'SCRAM-SHA-256$4096' ] &&
+if [ "$rc" = 0 ] && [ "$secret" = "SCRAM-SHA-256\$4096" ] &&
     grep -q 'connection authenticated: identity="scramuser" method=scram-sha-256' "$pgdir/server.log"; then
     ok "SCRAM-SHA-256 login ($secret), authenticated by scram-sha-256 says the server"
 else

@@ -66,6 +66,7 @@ if [ "$arch" = x86_64 ]; then
     sfx=           # cache entries: <pkg>-<version>
     host=()        # autoconf: native build
     ossl_target=linux-x86_64
+    run=()         # how to run a program built for the target
 else
     # CC is set once musl for aarch64 is built (below). The kernel headers are
     # linux-libc-dev-arm64-cross's.
@@ -74,6 +75,7 @@ else
     sfx=-$arch     # cache entries: <pkg>-<version>-aarch64, beside the x86-64 ones
     host=(--host="$cross")
     ossl_target=linux-aarch64
+    run=(qemu-"$arch"-static)
     export AR=$cross-ar RANLIB=$cross-ranlib NM=$cross-nm
 fi
 
@@ -147,22 +149,46 @@ fetch() {
     rm -rf "$dir/dl"
 }
 
+# Our own patches for PKG, scripts/static/patches/PKG/*.patch, applied in name order on top of
+# Debian's. patch_tag PKG prints "" if there are none, else -p<first 8 hex digits of a SHA-256
+# over their names and contents>: part of the cache key, so a patched library is never taken
+# for an unpatched one, nor for one with other patches.
+patch_tag() {
+    local dir=$root/scripts/static/patches/$1
+    compgen -G "$dir/*.patch" >/dev/null || return 0
+    echo "-p$(cd "$dir" && sha256sum -- *.patch | sha256sum | cut -c1-8)"
+}
+
+# apply_patches PKG VERSION WORK: apply them to WORK/src; a patch that does not apply exactly
+# (its context lines as they are, at most at another line number) stops the build.
+apply_patches() {
+    local pkg=$1 ver=$2 work=$3 f
+    for f in "$root/scripts/static/patches/$pkg"/*.patch; do
+        [ -f "$f" ] || continue
+        patch -d "$work/src" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch <"$f" >"$work/patch.log" 2>&1 ||
+            die "patch $(basename "$f") does not apply to $pkg $ver (patch's output: $work/patch.log)"
+        echo "$pkg $ver: applied $(basename "$f")" >&2
+    done
+}
+
 # lib PKG BUILDFN: make sure $cache/PKG-VERSION holds the built library for the newest version
-# of PKG the archive can serve, building it with BUILDFN SRC PREFIX if needed. Sets $prefix.
+# of PKG the archive can serve (with our patches for PKG, if any: PKG-VERSION-p<hash>), building
+# it with BUILDFN SRC PREFIX if needed. Sets $prefix.
 lib() {
-    local pkg=$1 build=$2 ver d work tried=()
+    local pkg=$1 build=$2 ver d work f rc tried=() ptag
     local versions
+    ptag=$(patch_tag "$pkg")
     apt_refresh
     mapfile -t versions < <(src_versions "$pkg")
     [ ${#versions[@]} -gt 0 ] || die "no source package $pkg in the index (sources: $apt_dir/sources.list.d)"
     for ver in "${versions[@]}"; do
-        d=$cache/$pkg-${ver#*:}$sfx
+        d=$cache/$pkg-${ver#*:}$ptag$sfx
         if [ -f "$d/.built" ]; then
             prefix=$d
             echo "$pkg $ver: cached" >&2
             return 0
         fi
-        work=$cache/build/$pkg-${ver#*:}$sfx
+        work=$cache/build/$pkg-${ver#*:}$ptag$sfx
         # The security suite's index can name a version the archive no longer (or not yet) has:
         # remember that until the next refresh of the index, and take the next version.
         if grep -qxF "$pkg=$ver" "$apt_dir/unavailable" 2>/dev/null || ! fetch "$pkg" "$ver" "$work"; then
@@ -173,12 +199,25 @@ lib() {
         fi
         say "building $pkg $ver"
         local t0=$SECONDS
+        apply_patches "$pkg" "$ver" "$work"
         rm -rf "$d"
         mkdir -p "$d/lib" "$d/include"
-        (cd "$work/src" && "$build" "$d") >"$work/build.log" 2>&1 ||
+        # Not "( ... ) || die": on the left of || bash ignores set -e inside the subshell too, so
+        # a failing step (a make, a check) would go unnoticed unless it were the build's last.
+        set +e
+        (set -e; cd "$work/src"; "$build" "$d") >"$work/build.log" 2>&1
+        rc=$?
+        set -e
+        [ "$rc" = 0 ] ||
             { tail -30 "$work/build.log" >&2; die "building $pkg $ver failed (log: $work/build.log)"; }
+        # What the build function reports for the terminal, e.g. its checks: its "== " lines.
+        grep '^== ' "$work/build.log" >&2 || true
         echo "${ver#*:}" >"$d/debian-version"
         upstream "$ver" >"$d/version"
+        # The patches' names, one a line: --version shows them after the Debian version.
+        if [ -n "$ptag" ]; then
+            for f in "$root/scripts/static/patches/$pkg"/*.patch; do basename "$f" .patch; done >"$d/patches"
+        fi
         touch "$d/.built"
         rm -rf "$work"
         echo "$pkg $ver: built in $((SECONDS - t0)) s" >&2
@@ -213,12 +252,31 @@ build_libpq() {
     ./configure "${host[@]}" --prefix="$p" --without-readline --without-zlib --without-icu --without-gssapi \
         --without-ldap --without-llvm --disable-nls --with-ssl=openssl \
         --with-includes="$openssl/include" --with-libraries="$openssl/lib" CFLAGS="$musl_cflags"
+    # errcodes.h and the other generated headers src/common needs (libpq's own make would make
+    # them, but src/common comes first).
+    make -C src/backend generated-headers
     make -C src/port -j"$jobs" libpgport_shlib.a
     make -C src/common -j"$jobs" libpgcommon_shlib.a
     make -C src/interfaces/libpq -j"$jobs" libpq.a
+    scram_kat
     cp src/interfaces/libpq/libpq.a src/common/libpgcommon_shlib.a src/port/libpgport_shlib.a "$p/lib/"
     cp src/interfaces/libpq/libpq-fe.h src/interfaces/libpq/libpq-events.h \
         src/include/postgres_ext.h src/include/pg_config_ext.h "$p/include/"
+}
+
+# Before libpq enters the cache: its SCRAM SaltedPassword, which our patch
+# (scripts/static/patches/postgresql-15/scram-pbkdf2.patch) computes with OpenSSL's PBKDF2, must
+# give the known answers of scripts/static/scram_kat.c. Runs in the configured source tree.
+scram_kat() {
+    # (grep without -q: with pipefail, nm killed by SIGPIPE would fail the check.)
+    "${NM:-nm}" src/common/libpgcommon_shlib.a | grep ' U PKCS5_PBKDF2_HMAC$' >/dev/null ||
+        { echo "scram_kat: libpgcommon does not call PKCS5_PBKDF2_HMAC: the patch is not in it" >&2; return 1; }
+    "$CC" $musl_cflags -static -DFRONTEND -I src/include -I "$openssl/include" -o scram_kat \
+        "$root/scripts/static/scram_kat.c" src/common/libpgcommon_shlib.a src/port/libpgport_shlib.a \
+        "$openssl/lib/libcrypto.a" -lpthread
+    "${run[@]}" ./scram_kat >scram_kat.out
+    cat scram_kat.out
+    echo "== libpq: scram_SaltedPassword gives the known answers ($(grep -c ': ok$' scram_kat.out) cases, scripts/static/scram_kat.c)"
 }
 
 build_curl() {
@@ -273,7 +331,6 @@ if [ "$arch" = x86_64 ]; then
     bin=$root/dist/pgentry
     strip="strip"
     cross_cmake=(-DCMAKE_C_COMPILER=musl-gcc)
-    run=()
     what="static, musl"
 else
     bdir=$root/build-static-$arch
@@ -281,7 +338,6 @@ else
     strip=$cross-strip
     cross_cmake=(-DCMAKE_C_COMPILER="$CC" -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$arch"
         -DCMAKE_AR="$(command -v "$AR")" -DCMAKE_RANLIB="$(command -v "$RANLIB")" -DPGENTRY_STATIC_ARCH="$arch")
-    run=(qemu-"$arch"-static)
     what="static, musl, $arch"
 fi
 name=dist/$(basename "$bin")

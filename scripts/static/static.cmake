@@ -1,7 +1,8 @@
 # Static build (scripts/build-static.sh): link -static with musl against the libraries that
 # script built from Debian's source packages. Each PGENTRY_STATIC_<LIB> is a prefix holding
-# include/, lib/ and debian-version. The targets carry the names the dynamic build's
-# find_package/pkg_check_modules give, so the rest of CMakeLists.txt is the same for both.
+# include/, lib/, debian-version and, if the script applied patches of ours, patches. The
+# targets carry the names the dynamic build's find_package/pkg_check_modules give, so the rest
+# of CMakeLists.txt is the same for both.
 
 foreach(dep OPENSSL LIBPQ CURL LIBEV)
   set(PGENTRY_STATIC_${dep} "" CACHE PATH "Prefix of the static ${dep} (scripts/build-static.sh)")
@@ -10,6 +11,13 @@ foreach(dep OPENSSL LIBPQ CURL LIBEV)
     message(FATAL_ERROR "PGENTRY_STATIC needs -DPGENTRY_STATIC_${dep}=<prefix>: run scripts/build-static.sh")
   endif()
   file(STRINGS "${dir}/debian-version" PGENTRY_STATIC_${dep}_VERSION LIMIT_COUNT 1)
+  # Our patches (scripts/static/patches/<package>/<name>.patch) follow as +<name>.
+  if(EXISTS "${dir}/patches")
+    file(STRINGS "${dir}/patches" patches)
+    foreach(patch IN LISTS patches)
+      string(APPEND PGENTRY_STATIC_${dep}_VERSION "+${patch}")
+    endforeach()
+  endif()
 endforeach()
 
 if(NOT CMAKE_C_COMPILER MATCHES "musl")

@@ -67,6 +67,7 @@ cat >>"$pgdir/postgresql.conf" <<CONF
 ssl = on
 ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
+log_connections = on
 CONF
 {
     echo "hostnossl all tlsuser 127.0.0.1/32 reject"
@@ -79,6 +80,8 @@ psql_host() {
     PGPASSWORD=$pw "$(pg_bindir)/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
 }
 psql_host -c "create role tlsuser login password 'tls-pw'" >/dev/null
+# Only pgentry logs in as scramuser, so the server log's line for that identity is pgentry's.
+psql_host -c "create role scramuser login password 'scram-pw'" >/dev/null
 
 # --- the root: nothing but these files ---------------------------------------------------------
 mkdir -p "$R/etc" "$R/migrations" "$R/certs" "$R/out"
@@ -129,6 +132,27 @@ if out=$(pge current --database-url "$url" --migrations /migrations 2>/dev/null)
     ok "pgentry current: $out"
 else
     bad "pgentry current" "$out"
+fi
+
+# 2b. SCRAM-SHA-256 (pg_hba's method for every TCP login here): the server holds a SCRAM secret
+# with 4096 iterations, pgentry's login is authenticated by scram-sha-256 (the static libpq's
+# SaltedPassword: scripts/static/patches/postgresql-15/), and a wrong password is 77.
+scram_url="postgres://scramuser:scram-pw@$host:$port/postgres?sslmode=disable"
+secret=$(psql_host -c "select split_part(rolpassword, ':', 1) from pg_authid where rolname = 'scramuser'" 2>&1 || true)
+rc=0
+out=$(pge wait --database-url "$scram_url" --wait-timeout 10s 2>&1) || rc=$?
+if [ "$rc" = 0 ] && [ "$secret" = "SCRAM-SHA-256\$4096" ] &&
+    grep -q 'connection authenticated: identity="scramuser" method=scram-sha-256' "$pgdir/server.log"; then
+    ok "SCRAM-SHA-256 login ($secret), authenticated by scram-sha-256 says the server"
+else
+    bad "SCRAM login: exit $rc, secret $secret, server log: $(grep 'identity="scramuser"' "$pgdir/server.log" || echo none)" "$out"
+fi
+rc=0
+out=$(pge wait --database-url "${scram_url/scram-pw/wrong-pw}" --wait-timeout 10s 2>&1) || rc=$?
+if [ "$rc" = 77 ]; then
+    ok "SCRAM with a wrong password is refused for good (exit 77)"
+else
+    bad "SCRAM with a wrong password: expected exit 77, got $rc" "$out"
 fi
 
 # 3. A name that is not in /etc/hosts fails as a dependency that is not there (no NSS, no hang).

@@ -1,0 +1,78 @@
+/* Known-answer check of the static libpq's scram_SaltedPassword, run by build-static.sh. */
+
+/*
+ * scripts/build-static.sh builds this against the libpgcommon it has just built (the
+ * PostgreSQL source tree's headers, -DFRONTEND) before the library enters the cache, so a
+ * wrong SaltedPassword (a bad patch in scripts/static/patches/postgresql-15/) never lands
+ * there. The expected values come from an independent PBKDF2-HMAC-SHA-256, Python's
+ * hashlib.pbkdf2_hmac('sha256', password, salt, iterations, 32); the same implementation
+ * reproduces RFC 7677's ClientProof and ServerSignature from the first case's output.
+ * Exit 0 if every case matches, 1 (one line per mismatch on stderr) if not.
+ */
+#include "postgres_fe.h"
+
+#include "common/scram-common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct kat {
+    const char *what;
+    const char *password;
+    const char *salt;
+    int saltlen;
+    int iterations;
+    const char *want; /* hex */
+};
+
+static const struct kat kats[] = {
+    /* RFC 7677 section 3: password "pencil", salt "W22ZaJ0SNY7soEsUEjb6gQ==" (base64). */
+    {"RFC 7677 example", "pencil",
+     "\x5b\x6d\x99\x68\x9d\x12\x35\x8e\xec\xa0\x4b\x14\x12\x36\xfa\x81", 16, 4096,
+     "c4a49510323ab4f952cac1fa99441939e78ea74d6be81ddf7096e87513dc615d"},
+    /* Longer than SHA-256's 64-byte block: HMAC hashes the key first. The salt holds NUL
+     * bytes, so its length must be taken from saltlen. */
+    {"100-byte password, salt with NUL bytes",
+     "pgentry-long-password-pgentry-long-password-pgentry-long-password-pgentry-long-"
+     "password-pgentry-long",
+     "\x00\x01\xfe\xff\x00\x7f\x80\x10\x20\x30\x40\x50\x60\x70\x80\x90", 16, 4096,
+     "25908a37ad81b974b7051f3105fbca363ad9ad583a4bf6b9b8b40a304911c366"},
+    /* Exactly one block long: used as the key as it is. */
+    {"64-byte password, 3 iterations",
+     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+     "\x00\x01\xfe\xff\x00\x7f\x80\x10\x20\x30\x40\x50\x60\x70\x80\x90", 16, 3,
+     "370007ba9ffe8b265bb9c46909fc109efdb35dae8183903bdea01199d973d6cc"},
+    /* One iteration: only U1, and a 4-byte salt. */
+    {"1 iteration, short salt", "x", "salt", 4, 1,
+     "99fd8dc22ee5365d3018093c77032d5c909b05f3a89ad3e2609e70e97713daeb"},
+};
+
+int main(void)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < sizeof(kats) / sizeof(kats[0]); i++) {
+        const struct kat *k = &kats[i];
+        uint8 out[SCRAM_KEY_LEN];
+        char hex[2 * SCRAM_KEY_LEN + 1];
+        const char *errstr = NULL;
+
+        if (scram_SaltedPassword(k->password, k->salt, k->saltlen, k->iterations, out, &errstr) !=
+            0) {
+            fprintf(stderr, "scram_kat: %s: scram_SaltedPassword failed: %s\n", k->what,
+                    errstr ? errstr : "(no message)");
+            failed = 1;
+            continue;
+        }
+        for (int j = 0; j < SCRAM_KEY_LEN; j++)
+            snprintf(hex + 2 * j, 3, "%02x", out[j]);
+        if (strcmp(hex, k->want) != 0) {
+            fprintf(stderr, "scram_kat: %s: SaltedPassword is %s, expected %s\n", k->what, hex,
+                    k->want);
+            failed = 1;
+            continue;
+        }
+        printf("scram_kat: %s: ok\n", k->what);
+    }
+    return failed;
+}

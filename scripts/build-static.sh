@@ -266,11 +266,14 @@ build_libpq() {
 
 # Before libpq enters the cache: its SCRAM SaltedPassword, which our patch
 # (scripts/static/patches/postgresql-15/scram-pbkdf2.patch) computes with OpenSSL's PBKDF2, must
-# give the known answers of scripts/static/scram_kat.c. Runs in the configured source tree.
+# give the known answers of scripts/static/scram_kat.c, and pg_strong_random (SCRAM's nonce,
+# from getrandom by strong-random-getrandom.patch) must work. Runs in the configured source tree.
 scram_kat() {
     # (grep without -q: with pipefail, nm killed by SIGPIPE would fail the check.)
     "${NM:-nm}" src/common/libpgcommon_shlib.a | grep ' U PKCS5_PBKDF2_HMAC$' >/dev/null ||
         { echo "scram_kat: libpgcommon does not call PKCS5_PBKDF2_HMAC: the patch is not in it" >&2; return 1; }
+    "${NM:-nm}" src/port/libpgport_shlib.a | grep ' U getrandom$' >/dev/null ||
+        { echo "scram_kat: libpgport does not call getrandom: the patch is not in it" >&2; return 1; }
     "$CC" $musl_cflags -static -DFRONTEND -I src/include -I "$openssl/include" -o scram_kat \
         "$root/scripts/static/scram_kat.c" src/common/libpgcommon_shlib.a src/port/libpgport_shlib.a \
         "$openssl/lib/libcrypto.a" -lpthread

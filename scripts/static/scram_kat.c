@@ -1,4 +1,4 @@
-/* Known-answer check of the static libpq's scram_SaltedPassword, run by build-static.sh. */
+/* Checks of the static libpq's patched SCRAM pieces, run by build-static.sh. */
 
 /*
  * scripts/build-static.sh builds this against the libpgcommon it has just built (the
@@ -7,6 +7,8 @@
  * there. The expected values come from an independent PBKDF2-HMAC-SHA-256, Python's
  * hashlib.pbkdf2_hmac('sha256', password, salt, iterations, 32); the same implementation
  * reproduces RFC 7677's ClientProof and ServerSignature from the first case's output.
+ * It also draws twice from pg_strong_random (SCRAM's nonce; strong-random-getrandom.patch
+ * takes it from getrandom): both draws must succeed and differ.
  * Exit 0 if every case matches, 1 (one line per mismatch on stderr) if not.
  */
 #include "postgres_fe.h"
@@ -47,9 +49,28 @@ static const struct kat kats[] = {
      "99fd8dc22ee5365d3018093c77032d5c909b05f3a89ad3e2609e70e97713daeb"},
 };
 
+/* Two 32-byte draws: a source that fails, or fills nothing, or repeats itself is caught. */
+static int check_strong_random(void)
+{
+    uint8 a[32], b[32];
+
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    if (!pg_strong_random(a, sizeof a) || !pg_strong_random(b, sizeof b)) {
+        fprintf(stderr, "scram_kat: pg_strong_random failed\n");
+        return 1;
+    }
+    if (memcmp(a, b, sizeof a) == 0) {
+        fprintf(stderr, "scram_kat: pg_strong_random gave the same 32 bytes twice\n");
+        return 1;
+    }
+    printf("scram_kat: pg_strong_random: ok\n");
+    return 0;
+}
+
 int main(void)
 {
-    int failed = 0;
+    int failed = check_strong_random();
 
     for (size_t i = 0; i < sizeof(kats) / sizeof(kats[0]); i++) {
         const struct kat *k = &kats[i];

@@ -117,8 +117,20 @@ static int child_main(void *arg)
 }
 
 /* Room for the child's frames up to exec: execvpe builds each PATH candidate (up to PATH_MAX
- * plus NAME_MAX) on the stack. */
-#define CHILD_STACK (128 * 1024)
+ * plus NAME_MAX) on the stack, and glibc's runs a file without "#!" through /bin/sh with a copy
+ * of argv there too: so a base plus a pointer per argument. Below it one page that faults: an
+ * overflow must kill the child, not write into memory it shares with us. */
+#define CHILD_STACK_BASE (128 * 1024)
+
+static size_t child_stack_size(char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t size = CHILD_STACK_BASE + (n + 2) * sizeof(char *);
+    return (size + page - 1) / page * page + page;
+}
 
 /* Start the child on a stack of its own in our memory, suspended until it has exec'd or exited
  * (as posix_spawn does): no page tables to copy and no copy-on-write faults in the child, which
@@ -133,21 +145,25 @@ static pid_t spawn_blocked(const struct pge_spawn_cmd *c, int fd)
             child_exec(c, fd);
         return pid;
     }
-    void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    size_t size = child_stack_size(c->argv);
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (stack == MAP_FAILED)
         return -1;
+    pid_t pid = -1;
+    if (mprotect(stack, (size_t)sysconf(_SC_PAGESIZE), PROT_NONE) < 0)
+        goto out;
     struct child_args a = {c, fd};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     /* x86-64 and aarch64 stacks grow down: the child starts at the top. */
-    pid_t pid =
-        clone(child_main, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-    int e = errno;
+    pid = clone(child_main, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:;
+    int e = errno;
     /* The child has exec'd or exited: nothing runs on its stack any more. */
-    if (munmap(stack, CHILD_STACK) < 0)
+    if (munmap(stack, size) < 0)
         pge_debug("munmap", PGE_STR("error", strerror(errno)));
     errno = e;
     return pid;

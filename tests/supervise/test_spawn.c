@@ -155,6 +155,43 @@ Test(spawn, exec_as_pid1_warns_that_nothing_reaps, .timeout = 30)
     pgt_proc_free(&p);
 }
 
+/* COMMAND starts on a stack of pgentry's own making (spawn.c): glibc's execvpe runs a script
+ * without "#!" through /bin/sh with a copy of argv on that stack, so the stack must grow
+ * with the arguments. 40000 of them: 320 KB of pointers. */
+Test(spawn, a_script_without_shebang_gets_forty_thousand_arguments, .timeout = 60)
+{
+    enum { NARGS = 40000 };
+    char dir[256], out[320], script[320];
+    struct pgt_proc p;
+    scratch(dir, sizeof dir, out, sizeof out, "count");
+    snprintf(script, sizeof script, "%s/noshebang", dir);
+    FILE *f = fopen(script, "w");
+    cr_assert_not_null(f, "fopen %s: %s", script, strerror(errno));
+    fprintf(f, "echo $# > %s\n", out);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(script, 0755), 0, "chmod: %s", strerror(errno));
+
+    const char **argv = calloc(NARGS + 6, sizeof *argv);
+    cr_assert_not_null(argv);
+    size_t n = 0;
+    argv[n++] = PGT_PGENTRY_BIN;
+    argv[n++] = "--health-addr";
+    argv[n++] = "off";
+    argv[n++] = "--";
+    argv[n++] = script;
+    for (int i = 0; i < NARGS; i++)
+        argv[n++] = "a";
+    argv[n] = NULL;
+    int rc = pgt_run(&p, argv, NULL, 30000);
+    cr_assert_eq(rc, 0, "exit %d, stderr:\n%s", rc, p.err);
+    char *got = pgt_read_file(out);
+    cr_assert_not_null(got, "the script did not run");
+    cr_assert_eq(atoi(got), NARGS, "the script saw %s arguments", got);
+    free(got);
+    free(argv);
+    pgt_proc_free(&p);
+}
+
 Test(spawn, exec_of_a_missing_command_is_127, .timeout = 30)
 {
     struct pgt_proc p;

@@ -9,7 +9,7 @@
 # Usage (as root): tests/static/aarch64.sh [BINARY]     (default dist/pgentry-aarch64)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=../../scripts/lib/pg.sh
+# shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh
 
 bin=${1:-dist/pgentry-aarch64}
@@ -27,25 +27,9 @@ for c in file readelf python3 timeout; do
 done
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/pgentry-aarch64.XXXXXX")
-chmod 755 "$T"
-pgdir=$T/pg
-app_pid=
-wait_pid=
-cleanup() {
-    local rc=$?
-    [ -n "$app_pid" ] && kill -KILL "$app_pid" 2>/dev/null
-    [ -n "$wait_pid" ] && kill -KILL "$wait_pid" 2>/dev/null
-    pg_stop "$pgdir"
-    rm -rf "$T"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# shellcheck source=lib.sh
+# shellcheck source=tests/static/lib.sh
 source tests/static/lib.sh
+static_scratch aarch64
 
 # pgentry under qemu; a hang fails the check instead of the whole test.
 pge() {

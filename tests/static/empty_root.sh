@@ -7,7 +7,7 @@
 # Usage (as root): tests/static/empty_root.sh [BINARY]     (default dist/pgentry)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=../../scripts/lib/pg.sh
+# shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh
 
 bin=${1:-dist/pgentry}
@@ -23,24 +23,10 @@ for c in openssl chroot file readelf python3 timeout; do
     command -v "$c" >/dev/null || die "missing $c (scripts/install-deps.sh static)"
 done
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/pgentry-empty-root.XXXXXX")
-chmod 755 "$T"
-pgdir=$T/pg
-R=$T/root
-app_pid=
-cleanup() {
-    local rc=$?
-    [ -n "$app_pid" ] && kill -KILL "$app_pid" 2>/dev/null
-    pg_stop "$pgdir"
-    rm -rf "$T"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# shellcheck source=lib.sh
+# shellcheck source=tests/static/lib.sh
 source tests/static/lib.sh
+static_scratch empty-root
+R=$T/root
 
 host=db.pgentry.test
 pw=empty-root-pw

@@ -6,6 +6,9 @@
 # poll SECS CMD...        run CMD every 20 ms until it succeeds; 1 if it never did in SECS
 # health_term SECS URL LOG   the health check and TERM checks (below)
 # summary                 print the counts; non-zero if anything failed
+# static_scratch NAME     make $T (a scratch directory) and $pgdir, and on exit kill the
+#                         processes named in $app_pid and $wait_pid (if set), stop the server
+#                         in $pgdir and remove $T, keeping the script's exit status
 
 passed=0
 failed=0
@@ -61,4 +64,24 @@ health_term() {
 summary() {
     echo "$passed passed, $failed failed"
     [ "$failed" = 0 ]
+}
+
+static_cleanup() {
+    local rc=$?
+    [ -n "${app_pid:-}" ] && kill -KILL "$app_pid" 2>/dev/null
+    [ -n "${wait_pid:-}" ] && kill -KILL "$wait_pid" 2>/dev/null
+    pg_stop "$pgdir"
+    rm -rf "$T"
+    exit "$rc"
+}
+
+static_scratch() {
+    T=$(mktemp -d "${TMPDIR:-/tmp}/pgentry-$1.XXXXXX")
+    chmod 755 "$T"
+    pgdir=$T/pg
+    app_pid=
+    wait_pid=
+    trap static_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 }

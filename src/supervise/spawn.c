@@ -178,10 +178,11 @@ pid_t pge_spawn_command(const struct pge_spawn_cmd *c, int *report_fd, char *err
         return -1;
     }
     pid_t pid = spawn_blocked(c, p[1]);
-    int fork_errno = errno;
+    int spawn_errno = errno;
     close(p[1]);
     if (pid < 0) {
-        pge_errbuf_set(err, errsize, "fork: %s", strerror(fork_errno));
+        /* fork, or the clone and its stack's mmap/mprotect: no process could be made. */
+        pge_errbuf_set(err, errsize, "cannot start a process: %s", strerror(spawn_errno));
         close(p[0]);
         return -1;
     }

@@ -270,8 +270,14 @@ build_libpq() {
 # from getrandom by strong-random-getrandom.patch) must work. Runs in the configured source tree.
 scram_kat() {
     # (grep without -q: with pipefail, nm killed by SIGPIPE would fail the check.)
-    "${NM:-nm}" src/common/libpgcommon_shlib.a | grep ' U PKCS5_PBKDF2_HMAC$' >/dev/null ||
-        { echo "scram_kat: libpgcommon does not call PKCS5_PBKDF2_HMAC: the patch is not in it" >&2; return 1; }
+    "${NM:-nm}" src/common/libpgcommon_shlib.a | grep ' U SHA256_Final$' >/dev/null ||
+        { echo "scram_kat: libpgcommon does not call SHA256_Final: scram-pbkdf2.patch is not in it" >&2; return 1; }
+    # A login without TLS must not start OpenSSL's provider machinery: nothing in libpgcommon
+    # may reach EVP, HMAC or PKCS5 (common-builtin-hashes.patch).
+    if "${NM:-nm}" src/common/libpgcommon_shlib.a | grep -E ' U (EVP_|HMAC|PKCS5_)'; then
+        echo "scram_kat: libpgcommon still calls OpenSSL's EVP or HMAC (above): common-builtin-hashes.patch is not in it" >&2
+        return 1
+    fi
     "${NM:-nm}" src/port/libpgport_shlib.a | grep ' U getrandom$' >/dev/null ||
         { echo "scram_kat: libpgport does not call getrandom: the patch is not in it" >&2; return 1; }
     "$CC" $musl_cflags -static -DFRONTEND -I src/include -I "$openssl/include" -o scram_kat \
@@ -279,7 +285,7 @@ scram_kat() {
         "$openssl/lib/libcrypto.a" -lpthread
     "${run[@]}" ./scram_kat >scram_kat.out
     cat scram_kat.out
-    echo "== libpq: its SCRAM checks pass ($(grep -c ': ok$' scram_kat.out) of them: SaltedPassword known answers, pg_strong_random; scripts/static/scram_kat.c)"
+    echo "== libpq: its SCRAM checks pass ($(grep -c ': ok$' scram_kat.out) of them: SaltedPassword, hash and HMAC known answers, pg_strong_random; scripts/static/scram_kat.c)"
 }
 
 build_curl() {

@@ -8,11 +8,15 @@
  * hashlib.pbkdf2_hmac('sha256', password, salt, iterations, 32); the same implementation
  * reproduces RFC 7677's ClientProof and ServerSignature from the first case's output.
  * It also draws twice from pg_strong_random (SCRAM's nonce; strong-random-getrandom.patch
- * takes it from getrandom): both draws must succeed and differ.
+ * takes it from getrandom): both draws must succeed and differ. And it checks the hashes and
+ * HMAC that common-builtin-hashes.patch takes from PostgreSQL's own code instead of OpenSSL's
+ * EVP (SCRAM's other steps, MD5 logins) against published known answers.
  * Exit 0 if every case matches, 1 (one line per mismatch on stderr) if not.
  */
 #include "postgres_fe.h"
 
+#include "common/cryptohash.h"
+#include "common/hmac.h"
 #include "common/scram-common.h"
 
 #include <stdio.h>
@@ -49,6 +53,86 @@ static const struct kat kats[] = {
      "99fd8dc22ee5365d3018093c77032d5c909b05f3a89ad3e2609e70e97713daeb"},
 };
 
+static void to_hex(const uint8 *in, size_t len, char *out)
+{
+    for (size_t j = 0; j < len; j++)
+        snprintf(out + 2 * j, 3, "%02x", in[j]);
+}
+
+struct hash_kat {
+    const char *what;
+    pg_cryptohash_type type;
+    const char *key; /* NULL: a plain hash, else HMAC with this key */
+    size_t keylen;
+    const char *msg;
+    const char *want; /* hex */
+};
+
+/* RFC 4231's long key is 131 bytes of 0xaa: 13 times 10, and 1. */
+#define AA10 "\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaa"
+
+static const struct hash_kat hash_kats[] = {
+    {"SHA-256 of \"abc\" (FIPS 180-2)", PG_SHA256, NULL, 0, "abc",
+     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+    {"MD5 of \"abc\" (RFC 1321)", PG_MD5, NULL, 0, "abc", "900150983cd24fb0d6963f7d28e17f72"},
+    {"HMAC-SHA-256 test case 2 (RFC 4231)", PG_SHA256, "Jefe", 4, "what do ya want for nothing?",
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+    /* A key longer than the block: HMAC hashes it first. */
+    {"HMAC-SHA-256 test case 6 (RFC 4231)", PG_SHA256,
+     AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 AA10 "\xaa", 131,
+     "Test Using Larger Than Block-Size Key - Hash Key First",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+};
+
+/* Returns 0 and fills out (len bytes), or -1. */
+static int run_hash(const struct hash_kat *k, uint8 *out, size_t len)
+{
+    const uint8 *msg = (const uint8 *)k->msg;
+    size_t n = strlen(k->msg);
+    int rc = -1;
+
+    if (k->key) {
+        pg_hmac_ctx *h = pg_hmac_create(k->type);
+        if (h && pg_hmac_init(h, (const uint8 *)k->key, k->keylen) == 0 &&
+            pg_hmac_update(h, msg, n) == 0 && pg_hmac_final(h, out, len) == 0)
+            rc = 0;
+        pg_hmac_free(h);
+    } else {
+        pg_cryptohash_ctx *c = pg_cryptohash_create(k->type);
+        if (c && pg_cryptohash_init(c) == 0 && pg_cryptohash_update(c, msg, n) == 0 &&
+            pg_cryptohash_final(c, out, len) == 0)
+            rc = 0;
+        pg_cryptohash_free(c);
+    }
+    return rc;
+}
+
+static int check_hashes(void)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < sizeof(hash_kats) / sizeof(hash_kats[0]); i++) {
+        const struct hash_kat *k = &hash_kats[i];
+        size_t len = strlen(k->want) / 2;
+        uint8 out[64];
+        char hex[2 * sizeof out + 1];
+
+        if (run_hash(k, out, len) < 0) {
+            fprintf(stderr, "scram_kat: %s: failed\n", k->what);
+            failed = 1;
+            continue;
+        }
+        to_hex(out, len, hex);
+        if (strcmp(hex, k->want) != 0) {
+            fprintf(stderr, "scram_kat: %s: got %s, expected %s\n", k->what, hex, k->want);
+            failed = 1;
+            continue;
+        }
+        printf("scram_kat: %s: ok\n", k->what);
+    }
+    return failed;
+}
+
 /* Two 32-byte draws: a source that fails, or fills nothing, or repeats itself is caught. */
 static int check_strong_random(void)
 {
@@ -70,7 +154,7 @@ static int check_strong_random(void)
 
 int main(void)
 {
-    int failed = check_strong_random();
+    int failed = check_strong_random() | check_hashes();
 
     for (size_t i = 0; i < sizeof(kats) / sizeof(kats[0]); i++) {
         const struct kat *k = &kats[i];
@@ -85,8 +169,7 @@ int main(void)
             failed = 1;
             continue;
         }
-        for (int j = 0; j < SCRAM_KEY_LEN; j++)
-            snprintf(hex + 2 * j, 3, "%02x", out[j]);
+        to_hex(out, SCRAM_KEY_LEN, hex);
         if (strcmp(hex, k->want) != 0) {
             fprintf(stderr, "scram_kat: %s: SaltedPassword is %s, expected %s\n", k->what, hex,
                     k->want);

@@ -44,7 +44,7 @@ openssl x509 -req -in "$T/ca/server.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=unrelated CA" \
     -keyout "$T/other/ca.key" -out "$T/other/ca.crt" 2>/dev/null
 
-# --- the throwaway server: TLS on; role tlsuser may only come in over TLS ---------------------
+# --- the throwaway server: TLS on; role tlsuser may only come in over TLS, md5user by MD5 -----
 port=$(pg_free_port)
 pg_init "$pgdir" "$port" "$pw"
 install -o postgres -g postgres -m 600 "$T/ca/server.key" "$pgdir/server.key"
@@ -57,6 +57,7 @@ log_connections = on
 CONF
 {
     echo "hostnossl all tlsuser 127.0.0.1/32 reject"
+    echo "host all md5user 127.0.0.1/32 md5"
     cat "$pgdir/pg_hba.conf"
 } >"$pgdir/pg_hba.conf.new"
 mv "$pgdir/pg_hba.conf.new" "$pgdir/pg_hba.conf"
@@ -68,6 +69,7 @@ psql_host() {
 psql_host -c "create role tlsuser login password 'tls-pw'" >/dev/null
 # Only pgentry logs in as scramuser, so the server log's line for that identity is pgentry's.
 psql_host -c "create role scramuser login password 'scram-pw'" >/dev/null
+psql_host -c "set password_encryption = 'md5'" -c "create role md5user login password 'md5-pw'" >/dev/null
 
 # --- the root: nothing but these files ---------------------------------------------------------
 mkdir -p "$R/etc" "$R/migrations" "$R/certs" "$R/out"
@@ -139,6 +141,19 @@ if [ "$rc" = 77 ]; then
     ok "SCRAM with a wrong password is refused for good (exit 77)"
 else
     bad "SCRAM with a wrong password: expected exit 77, got $rc" "$out"
+fi
+# MD5 logins hash with libpgcommon's own MD5 (common-builtin-hashes.patch), as SCRAM's other
+# steps do: a right password gets in, a wrong one is 77.
+md5_url="postgres://md5user:md5-pw@$host:$port/postgres?sslmode=disable"
+rc=0
+out=$(pge wait --database-url "$md5_url" --wait-timeout 10s 2>&1) || rc=$?
+rc2=0
+out2=$(pge wait --database-url "${md5_url/md5-pw/wrong-pw}" --wait-timeout 10s 2>&1) || rc2=$?
+if [ "$rc" = 0 ] && [ "$rc2" = 77 ] &&
+    grep -q 'connection authenticated: identity="md5user" method=md5' "$pgdir/server.log"; then
+    ok "MD5 login, authenticated by md5 says the server; a wrong MD5 password is 77"
+else
+    bad "MD5 login: exit $rc (wrong password: $rc2), server log: $(grep 'identity="md5user"' "$pgdir/server.log" || echo none)" "$out $out2"
 fi
 
 # 3. A name that is not in /etc/hosts fails as a dependency that is not there (no NSS, no hang).

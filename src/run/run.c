@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,14 +56,8 @@ static void on_super(void *arg, struct pge_outcome out)
 static void on_running(void *arg)
 {
     struct run *r = arg;
-    if (r->worker) {
-        /* Only the worker read the migrations. Their checksums initialised OpenSSL here too (its
-         * providers, names and error strings stay allocated for good): a supervisor that will
-         * never probe over HTTP(S) has no further use for it. */
-        pge_migfile_set_free(&r->pre.files);
-        if (!r->curl_ready)
-            OPENSSL_cleanup();
-    }
+    if (r->worker)
+        pge_migfile_set_free(&r->pre.files); /* only the worker read them */
     long kb = pge_memtrim_release();
     pge_debug("idle supervisor released library pages and heap slack", PGE_INT("kb", kb));
 }

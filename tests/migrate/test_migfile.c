@@ -206,14 +206,13 @@ Test(migfile, normalize_strips_bom_and_crlf_only, .timeout = 10)
 Test(migfile, checksum_known_vectors_and_normalisation, .timeout = 10)
 {
     char hex[PGE_MIGFILE_CHECKSUM_LEN + 1];
-    cr_assert_eq(pge_migfile_checksum("", 0, hex), 0);
+    pge_migfile_checksum("", 0, hex);
     cr_assert_str_eq(hex, SHA_EMPTY);
-    cr_assert_eq(pge_migfile_checksum("abc", 3, hex), 0);
+    pge_migfile_checksum("abc", 3, hex);
     cr_assert_str_eq(hex, SHA_ABC);
-    cr_assert_eq(pge_migfile_checksum("\xEF\xBB\xBF"
-                                      "abc",
-                                      6, hex),
-                 0);
+    pge_migfile_checksum("\xEF\xBB\xBF"
+                         "abc",
+                         6, hex);
     cr_assert_str_eq(hex, SHA_ABC, "a BOM must not change the checksum");
 
     char lf[65], crlf[65], cr[65];
@@ -242,7 +241,7 @@ Test(migfile, checksum_equals_sha_of_normalised_text, .timeout = 10)
         memcpy(norm, raw, len);
         size_t n = pge_migfile_normalize(norm, len);
         sha256_plain(norm, n, want);
-        cr_assert_eq(pge_migfile_checksum(raw, len, got), 0);
+        pge_migfile_checksum(raw, len, got);
         cr_assert_str_eq(got, want, "round %d", round);
     }
 }

@@ -86,9 +86,8 @@ size_t pge_migfile_normalize(char *buf, size_t len);
 
 /* The checksum recorded in the history table: lowercase hex SHA-256 of the normalised form of
  * the raw text[0..len), written as 64 hex digits and a NUL into hex. Text differing only by a
- * BOM or CRLF line ends has the same checksum. Returns 0, or -1 when libcrypto fails. Does not
- * allocate text copies; no I/O. */
-int pge_migfile_checksum(const char *text, size_t len, char hex[PGE_MIGFILE_CHECKSUM_LEN + 1]);
+ * BOM or CRLF line ends has the same checksum. Does not allocate text copies; no I/O. */
+void pge_migfile_checksum(const char *text, size_t len, char hex[PGE_MIGFILE_CHECKSUM_LEN + 1]);
 
 /* ---- Directives and placeholders (migtext.c) ------------------------------------------ */
 

@@ -264,22 +264,26 @@ build_libpq() {
         src/include/postgres_ext.h src/include/pg_config_ext.h "$p/include/"
 }
 
-# Before libpq enters the cache: its SCRAM SaltedPassword, which our patch
-# (scripts/static/patches/postgresql-15/scram-pbkdf2.patch) computes with OpenSSL's PBKDF2, must
-# give the known answers of scripts/static/scram_kat.c, and pg_strong_random (SCRAM's nonce,
-# from getrandom by strong-random-getrandom.patch) must work. Runs in the configured source tree.
+# Before libpq enters the cache, the pieces our patches (scripts/static/patches/postgresql-15/)
+# change must be in it and give the known answers of scripts/static/scram_kat.c: SCRAM's
+# SaltedPassword on low-level SHA-256 (scram-pbkdf2), PostgreSQL's own hashes and HMAC
+# (common-builtin-hashes), pg_strong_random from getrandom (strong-random-getrandom). Runs in
+# the configured source tree.
 scram_kat() {
-    # (grep without -q: with pipefail, nm killed by SIGPIPE would fail the check.)
-    "${NM:-nm}" src/common/libpgcommon_shlib.a | grep ' U SHA256_Final$' >/dev/null ||
+    # Symbols read once: a failing nm stops the build (set -e) instead of passing the checks.
+    local common port
+    common=$("${NM:-nm}" src/common/libpgcommon_shlib.a)
+    port=$("${NM:-nm}" src/port/libpgport_shlib.a)
+    grep -q ' U SHA256_Final$' <<<"$common" ||
         { echo "scram_kat: libpgcommon does not call SHA256_Final: scram-pbkdf2.patch is not in it" >&2; return 1; }
     # A login without TLS must not start OpenSSL's provider machinery: nothing in libpgcommon
     # may reach EVP, HMAC or PKCS5 (common-builtin-hashes.patch).
-    if "${NM:-nm}" src/common/libpgcommon_shlib.a | grep -E ' U (EVP_|HMAC|PKCS5_)'; then
+    if grep -E ' U (EVP_|HMAC|PKCS5_)' <<<"$common"; then
         echo "scram_kat: libpgcommon still calls OpenSSL's EVP or HMAC (above): common-builtin-hashes.patch is not in it" >&2
         return 1
     fi
-    "${NM:-nm}" src/port/libpgport_shlib.a | grep ' U getrandom$' >/dev/null ||
-        { echo "scram_kat: libpgport does not call getrandom: the patch is not in it" >&2; return 1; }
+    grep -q ' U getrandom$' <<<"$port" ||
+        { echo "scram_kat: libpgport does not call getrandom: strong-random-getrandom.patch is not in it" >&2; return 1; }
     "$CC" $musl_cflags -static -DFRONTEND -I src/include -I "$openssl/include" -o scram_kat \
         "$root/scripts/static/scram_kat.c" src/common/libpgcommon_shlib.a src/port/libpgport_shlib.a \
         "$openssl/lib/libcrypto.a" -lpthread
